@@ -1,0 +1,224 @@
+//! How a [`ConmonRuntime`](crate::ConmonRuntime) is set up: which runtime and
+//! conmon to use, the runtime's global flags, the cgroup manager, where the
+//! exit files, sockets and persist directories live, and how long each
+//! operation may take. Everything is plain data with podman's defaults.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use runtime_api::RuntimeError;
+
+/// Which cgroup manager the runtime and conmon use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupManager {
+    /// Plain cgroup filesystem paths.
+    #[default]
+    Cgroupfs,
+    /// systemd units (conmon gets `-s`).
+    Systemd,
+}
+
+impl FromStr for CgroupManager {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cgroupfs" => Ok(Self::Cgroupfs),
+            "systemd" => Ok(Self::Systemd),
+            other => Err(RuntimeError::InvalidArgument(format!(
+                "unknown cgroup manager {other:?}: expected \"cgroupfs\" or \"systemd\""
+            ))),
+        }
+    }
+}
+
+/// The verbosity conmon is started with (`--log-level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings (podman's default).
+    #[default]
+    Warning,
+    /// Informational messages.
+    Info,
+    /// Debug output; runtimes then print their errors unformatted, so no
+    /// JSON error log is requested.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The word conmon and logrus use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+
+    /// The level matching the `tracing` subscriber's current maximum.
+    pub fn from_tracing() -> Self {
+        use tracing::level_filters::LevelFilter;
+        match LevelFilter::current() {
+            LevelFilter::TRACE => Self::Trace,
+            LevelFilter::DEBUG => Self::Debug,
+            LevelFilter::INFO => Self::Info,
+            LevelFilter::WARN => Self::Warning,
+            _ => Self::Error,
+        }
+    }
+}
+
+/// Per-operation limits. A limit that passes kills what the operation
+/// started and returns [`RuntimeError::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// conmon's launch up to the sync record (podman: 240 s).
+    pub create: Duration,
+    /// `RUNTIME start`.
+    pub start: Duration,
+    /// `RUNTIME state`.
+    pub state: Duration,
+    /// `RUNTIME kill`, `pause`, `resume`.
+    pub signal: Duration,
+    /// `RUNTIME delete --force`, and the wait for conmon to leave after it.
+    pub delete: Duration,
+    /// How long `stop` waits for the process after SIGKILL (podman: 5 s).
+    pub kill_wait: Duration,
+    /// Probes: `--version`, `checkpoint --help`, package queries.
+    pub probe: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            create: Duration::from_secs(240),
+            start: Duration::from_secs(60),
+            state: Duration::from_secs(30),
+            signal: Duration::from_secs(30),
+            delete: Duration::from_secs(60),
+            kill_wait: Duration::from_secs(5),
+            probe: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The settings of a [`ConmonRuntime`](crate::ConmonRuntime).
+///
+/// ```
+/// use conmon_driver::{CgroupManager, ConmonConfig};
+///
+/// let mut config = ConmonConfig::new("runsc", "/run/my-engine");
+/// config.runtime_flags = vec!["--network=none".into()];
+/// config.cgroup_manager = "cgroupfs".parse::<CgroupManager>()?;
+/// assert!("openrc".parse::<CgroupManager>().is_err());
+/// # Ok::<(), runtime_api::RuntimeError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConmonConfig {
+    /// The runtime's name (`runc`); also what `$PATH` is searched for.
+    pub runtime_name: String,
+    /// Candidate paths tried in order before `$PATH`; non-regular files are
+    /// skipped.
+    pub runtime_paths: Vec<PathBuf>,
+    /// conmon's path; `None` searches podman's usual places, then `$PATH`.
+    pub conmon_path: Option<PathBuf>,
+    /// Global flags put before every runtime subcommand, and passed to
+    /// conmon as `--runtime-arg`.
+    pub runtime_flags: Vec<String>,
+    /// The cgroup manager.
+    pub cgroup_manager: CgroupManager,
+    /// Holds `exits/`, `socket/` and `persist/` (created 0750).
+    pub tmp_dir: PathBuf,
+    /// The default largest log size; <= 0 means unlimited.
+    pub log_size_max: i64,
+    /// Pass `--no-pivot` (for runtimes on ramfs roots).
+    pub no_pivot: bool,
+    /// Whether a new session keyring is made for each container.
+    pub enable_keyring: bool,
+    /// Whether conmon also logs to syslog.
+    pub syslog: bool,
+    /// conmon's verbosity.
+    pub log_level: LogLevel,
+    /// Variables conmon starts with, before the driver's own.
+    pub conmon_env: Vec<(String, String)>,
+    /// `XDG_RUNTIME_DIR` for conmon and runtime calls.
+    pub xdg_runtime_dir: Option<PathBuf>,
+    /// `HOME` for conmon, when set.
+    pub home: Option<PathBuf>,
+    /// The uid the caller runs as when rootless (`_CONTAINERS_ROOTLESS_UID`).
+    pub rootless_uid: Option<u32>,
+    /// The caller already set up its user namespace
+    /// (`_CONTAINERS_USERNS_CONFIGURED`).
+    pub userns_configured: bool,
+    /// Runtimes (by base name) that write JSON error logs.
+    pub runtimes_with_json_errors: Vec<String>,
+    /// Runtimes that can run without cgroups.
+    pub runtimes_without_cgroups: Vec<String>,
+    /// Runtimes that run containers in VMs.
+    pub runtimes_with_kvm: Vec<String>,
+    /// systemd's notify socket (the caller's `NOTIFY_SOCKET`), used by the
+    /// sd-notify modes.
+    pub notify_socket: Option<PathBuf>,
+    /// Per-operation limits.
+    pub timeouts: Timeouts,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl ConmonConfig {
+    /// podman's defaults for runtime `runtime_name` with files under
+    /// `tmp_dir`.
+    pub fn new(runtime_name: impl Into<String>, tmp_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            runtime_name: runtime_name.into(),
+            runtime_paths: Vec::new(),
+            conmon_path: None,
+            runtime_flags: Vec::new(),
+            cgroup_manager: CgroupManager::Cgroupfs,
+            tmp_dir: tmp_dir.into(),
+            log_size_max: -1,
+            no_pivot: false,
+            enable_keyring: true,
+            syslog: true,
+            log_level: LogLevel::from_tracing(),
+            conmon_env: vec![(
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            )],
+            xdg_runtime_dir: Some(PathBuf::from("/run")),
+            home: None,
+            rootless_uid: None,
+            userns_configured: false,
+            runtimes_with_json_errors: strings(&[
+                "crun", "crun-vm", "runc", "kata", "runsc", "youki", "krun",
+            ]),
+            runtimes_without_cgroups: strings(&["crun", "crun-vm", "krun"]),
+            runtimes_with_kvm: strings(&["kata", "kata-runtime", "kata-qemu", "kata-fc", "krun"]),
+            notify_socket: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Where conmon writes exit files.
+    pub fn exits_dir(&self) -> PathBuf {
+        self.tmp_dir.join("exits")
+    }
+
+    /// Where conmon's attach socket links go.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.tmp_dir.join("socket")
+    }
+
+    /// Where conmon keeps per-container exit and OOM files.
+    pub fn persist_root(&self) -> PathBuf {
+        self.tmp_dir.join("persist")
+    }
+}

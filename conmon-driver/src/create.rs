@@ -1,0 +1,363 @@
+//! The launch of conmon for a new container, in podman's order: socketpairs,
+//! spawn (own process group, cwd = bundle, explicit env, stdin and stdout on
+//! /dev/null, stderr captured in an unnamed file so no pipe can hang us),
+//! start byte, reap of conmon's parent, sync record within the deadline,
+//! conmon's pidfile. Any failure after the spawn deletes the container from
+//! the runtime, kills what is left of conmon's process group and removes the
+//! files the launch created, then returns an error carrying conmon's stderr
+//! and the runtime's error log message.
+
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+
+use runtime_api::{
+    ContainerDescription, CreateOptions, CreatedContainer, MonitorStage, RuntimeError,
+};
+use sync_pipe::{seqpacket_pair, FdPlan, PipeNumbers, StartSignal, SyncPipeError, SyncReader};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::argv::ConmonArgv;
+use crate::env::ConmonEnv;
+use crate::errors::oci_runtime_error;
+use crate::files::{create_dir_with_mode, read_pidfile, remove_file_if_present, ContainerFiles};
+use crate::process_group::kill_group;
+use crate::runtime::ConmonRuntime;
+use crate::runtime_cli::Subcommand;
+
+/// The most of conmon's stderr kept for error messages.
+const MAX_STDERR: u64 = 64 * 1024;
+
+/// What a failed launch must undo.
+struct Launch<'a> {
+    rt: &'a ConmonRuntime,
+    container: &'a ContainerDescription,
+    files: ContainerFiles,
+    created_run_dir: bool,
+    stderr: std::fs::File,
+    conmon: Option<tokio::process::Child>,
+    pgid: Option<i32>,
+}
+
+pub(crate) async fn create(
+    rt: &ConmonRuntime,
+    container: &ContainerDescription,
+    options: CreateOptions,
+) -> Result<CreatedContainer, RuntimeError> {
+    let CreateOptions {
+        restore,
+        preserved_fds,
+        listen_fds,
+    } = options;
+    if preserved_fds.len() != container.preserved_fds() as usize {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "the container preserves {} fds but {} were handed to create",
+            container.preserved_fds(),
+            preserved_fds.len()
+        )));
+    }
+    if !preserved_fds.is_empty() && !listen_fds.is_empty() {
+        return Err(RuntimeError::InvalidArgument(
+            "preserved fds and socket-activation fds cannot be combined: both start at fd 3".into(),
+        ));
+    }
+    if !container.bundle().join("config.json").is_file() {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "bundle {} has no config.json",
+            container.bundle().display()
+        )));
+    }
+    let pass_fds: Vec<OwnedFd> = if listen_fds.is_empty() {
+        preserved_fds
+    } else {
+        listen_fds
+    };
+    let listen_count = if container.preserved_fds() == 0 {
+        pass_fds.len() as u32
+    } else {
+        0
+    };
+
+    let files = ContainerFiles::new(&rt.config, container);
+    let created_run_dir = !container.run_dir().exists();
+    create_dir_with_mode(container.run_dir(), 0o700)?;
+    for stale in [
+        &files.exit_file,
+        &files.oci_log,
+        &files.container_pidfile,
+        &files.conmon_pidfile,
+    ] {
+        remove_file_if_present(stale)?;
+    }
+    let _ = std::fs::remove_dir_all(&files.persist_dir);
+    create_dir_with_mode(&files.persist_dir, 0o750)?;
+
+    let stderr = tempfile::tempfile()
+        .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
+    let mut launch = Launch {
+        rt,
+        container,
+        files,
+        created_run_dir,
+        stderr,
+        conmon: None,
+        pgid: None,
+    };
+    match launch.run(pass_fds, listen_count, restore.as_ref()).await {
+        Ok(created) => Ok(created),
+        Err(err) => {
+            launch.undo().await;
+            Err(err)
+        }
+    }
+}
+
+impl Launch<'_> {
+    async fn run(
+        &mut self,
+        pass_fds: Vec<OwnedFd>,
+        listen_count: u32,
+        restore: Option<&runtime_api::RestoreOptions>,
+    ) -> Result<CreatedContainer, RuntimeError> {
+        let rt = self.rt;
+        let c = self.container;
+        let deadline = Instant::now() + rt.config.timeouts.create;
+        let limit = rt.config.timeouts.create;
+        let sync_err = |e: SyncPipeError| RuntimeError::MonitorFailed {
+            stage: MonitorStage::Spawn,
+            message: e.to_string(),
+            stderr: String::new(),
+        };
+
+        let (sync_parent, sync_child) = seqpacket_pair().map_err(sync_err)?;
+        let (start_parent, start_child) = seqpacket_pair().map_err(sync_err)?;
+        let numbers = PipeNumbers::new(pass_fds.len() as u32, false);
+        let mut plan = FdPlan::new();
+        for (i, fd) in pass_fds.iter().enumerate() {
+            plan.place(fd.as_raw_fd(), 3 + i as i32).map_err(sync_err)?;
+        }
+        plan.place(sync_child.as_raw_fd(), numbers.sync)
+            .map_err(sync_err)?;
+        plan.place(start_child.as_raw_fd(), numbers.start)
+            .map_err(sync_err)?;
+        // Only the placed fds may reach conmon, whatever the caller's
+        // process left inheritable.
+        plan.seal_unplaced();
+
+        let json_errors = rt.listed_in(&rt.config.runtimes_with_json_errors);
+        let argv = ConmonArgv {
+            config: &rt.config,
+            runtime_path: &rt.runtime_path,
+            container: c,
+            json_errors,
+            pass_fds: pass_fds.len() as u32,
+            restore,
+        }
+        .build();
+        let env = ConmonEnv {
+            config: &rt.config,
+            container: c,
+            pipes: numbers,
+            listen_fds: listen_count,
+        }
+        .build();
+        debug!(container = %c.id(), conmon = %rt.conmon_path.display(), ?argv, "spawning conmon");
+
+        let stderr_for_child = self
+            .stderr
+            .try_clone()
+            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
+        let mut cmd = tokio::process::Command::new(&rt.conmon_path);
+        cmd.args(&argv)
+            .env_clear()
+            .envs(env)
+            .current_dir(c.bundle())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr_for_child)
+            .process_group(0);
+        plan.install_tokio(&mut cmd);
+        let child = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
+            stage: MonitorStage::Spawn,
+            message: format!("cannot execute {}: {e}", rt.conmon_path.display()),
+            stderr: String::new(),
+        })?;
+        self.pgid = child.id().map(|pid| pid as i32);
+        self.conmon = Some(child);
+        // conmon holds its own copies now; ours must close so that its exit
+        // shows as EOF on the sync pipe.
+        drop((sync_child, start_child, pass_fds));
+
+        let mut reader = SyncReader::new(sync_parent).map_err(sync_err)?;
+        match StartSignal::new(start_parent).send() {
+            Ok(()) => {}
+            // conmon already exited: its exit status and stderr say why.
+            Err(SyncPipeError::PeerGone) => debug!("conmon closed its start pipe early"),
+            Err(e) => {
+                return Err(RuntimeError::MonitorFailed {
+                    stage: MonitorStage::StartSignal,
+                    message: e.to_string(),
+                    stderr: self.stderr_text(),
+                })
+            }
+        }
+
+        let status = {
+            let child = self.conmon.as_mut().ok_or_else(|| {
+                RuntimeError::io("conmon child", std::io::Error::other("not spawned"))
+            })?;
+            match tokio::time::timeout_at(deadline, child.wait()).await {
+                Ok(Ok(status)) => status,
+                Ok(Err(e)) => return Err(RuntimeError::io("waiting for conmon", e)),
+                Err(_) => {
+                    return Err(RuntimeError::Timeout {
+                        operation: format!("conmon launch of container {}", c.id()),
+                        limit,
+                    })
+                }
+            }
+        };
+        self.conmon = None;
+        if !status.success() {
+            return Err(RuntimeError::MonitorFailed {
+                stage: MonitorStage::ParentExit,
+                message: match status.code() {
+                    Some(code) => format!("conmon exited with status {code}"),
+                    None => format!("conmon was killed ({status})"),
+                },
+                stderr: self.stderr_text(),
+            });
+        }
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let record = match reader.read_record(remaining).await {
+            Ok(record) => record,
+            Err(SyncPipeError::Timeout { .. }) => {
+                return Err(RuntimeError::Timeout {
+                    operation: format!("waiting for conmon's sync record for container {}", c.id()),
+                    limit,
+                })
+            }
+            Err(SyncPipeError::Eof) => {
+                return Err(self.runtime_failure(
+                    None,
+                    "conmon closed the sync pipe without writing a status record \
+                     (the runtime failed without an error message)",
+                ))
+            }
+            Err(e) => {
+                return Err(RuntimeError::MonitorFailed {
+                    stage: MonitorStage::SyncRecord,
+                    message: e.to_string(),
+                    stderr: self.stderr_text(),
+                })
+            }
+        };
+        if record.is_failure() {
+            return Err(self.runtime_failure(
+                record.message.as_deref(),
+                &format!("conmon reported failure {} without a message", record.data),
+            ));
+        }
+        let pid = i32::try_from(record.data).map_err(|_| RuntimeError::MonitorFailed {
+            stage: MonitorStage::SyncRecord,
+            message: format!("conmon reported an impossible pid {}", record.data),
+            stderr: self.stderr_text(),
+        })?;
+        let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
+            RuntimeError::MonitorFailed {
+                stage: MonitorStage::Pidfile,
+                message: format!(
+                    "conmon wrote no pidfile at {}",
+                    self.files.conmon_pidfile.display()
+                ),
+                stderr: self.stderr_text(),
+            }
+        })?;
+        debug!(container = %c.id(), pid, monitor_pid, "container created");
+        Ok(CreatedContainer { pid, monitor_pid })
+    }
+
+    /// The error for a runtime that failed to create the container: the
+    /// runtime's own error log first (as podman prefers it), then conmon's
+    /// message, classified into permission / not found / other.
+    fn runtime_failure(&self, conmon_message: Option<&str>, fallback: &str) -> RuntimeError {
+        let logged = sync_pipe::read_oci_error(&self.files.oci_log)
+            .ok()
+            .flatten()
+            .map(|entry| entry.msg);
+        let message = logged
+            .or_else(|| conmon_message.map(str::to_string))
+            .filter(|m| !m.trim().is_empty());
+        let stderr = self.stderr_text();
+        match message {
+            Some(message) => match oci_runtime_error(
+                &self.rt.config.runtime_name,
+                format!(
+                    "{} create {}",
+                    self.rt.runtime_path.display(),
+                    self.container.id()
+                ),
+                &message,
+            ) {
+                RuntimeError::RuntimeFailed { stderr: msg, .. } => RuntimeError::MonitorFailed {
+                    stage: MonitorStage::SyncRecord,
+                    message: format!("{}: {msg}", self.rt.config.runtime_name),
+                    stderr,
+                },
+                classified => classified,
+            },
+            None => RuntimeError::MonitorFailed {
+                stage: MonitorStage::SyncRecord,
+                message: fallback.to_string(),
+                stderr,
+            },
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        let mut file = &self.stderr;
+        let mut text = String::new();
+        if file.rewind().is_ok() {
+            let _ = file.take(MAX_STDERR).read_to_string(&mut text);
+        }
+        text.trim().to_string()
+    }
+
+    /// Deletes the container from the runtime, kills conmon's process group,
+    /// reaps conmon's parent and removes the launch's files.
+    async fn undo(&mut self) {
+        let rt = self.rt;
+        let id = self.container.id();
+        if let Err(e) = rt
+            .cli
+            .run(Subcommand::DeleteForce(id), rt.config.timeouts.delete)
+            .await
+        {
+            debug!(container = %id, error = %e, "delete after failed create");
+        }
+        if let Some(pgid) = self.pgid {
+            let survivors = kill_group(pgid, rt.config.timeouts.kill_wait).await;
+            if !survivors.is_empty() {
+                warn!(container = %id, ?survivors, "processes of conmon's group survived SIGKILL");
+            }
+        }
+        if let Ok(Some(monitor)) = read_pidfile(&self.files.conmon_pidfile) {
+            if let Ok(Some(pidfd)) = state_probe::PidFd::open(monitor) {
+                let _ = pidfd.send_signal(libc::SIGKILL);
+                let _ = pidfd.exited(rt.config.timeouts.kill_wait).await;
+            }
+        }
+        if let Some(mut child) = self.conmon.take() {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(rt.config.timeouts.kill_wait, child.wait()).await;
+        }
+        if let Err(e) = self.files.remove_all() {
+            warn!(container = %id, error = %e, "removing files after failed create");
+        }
+        if self.created_run_dir {
+            let _ = std::fs::remove_dir_all(self.container.run_dir());
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The files the driver and conmon keep per container, and their removal.
+//! Paths are derived from the configuration and the container id only, so
+//! a driver restarted after a crash finds them again.
+
+use std::path::{Path, PathBuf};
+
+use runtime_api::{ContainerDescription, RuntimeError};
+
+/// The per-container paths under the driver's tmp dir and the run dir.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerFiles {
+    pub(crate) exit_file: PathBuf,
+    pub(crate) persist_dir: PathBuf,
+    pub(crate) started_marker: PathBuf,
+    pub(crate) oci_log: PathBuf,
+    pub(crate) container_pidfile: PathBuf,
+    pub(crate) conmon_pidfile: PathBuf,
+}
+
+impl ContainerFiles {
+    pub(crate) fn new(config: &crate::ConmonConfig, c: &ContainerDescription) -> Self {
+        let persist_dir = config.persist_root().join(c.id().as_str());
+        Self {
+            exit_file: config.exits_dir().join(c.id().as_str()),
+            started_marker: persist_dir.join("started"),
+            persist_dir,
+            oci_log: c.oci_log_path(),
+            container_pidfile: c.container_pidfile(),
+            conmon_pidfile: c.conmon_pidfile().to_path_buf(),
+        }
+    }
+
+    /// Removes every file of the container the driver or conmon wrote.
+    pub(crate) fn remove_all(&self) -> Result<(), RuntimeError> {
+        for file in [
+            &self.exit_file,
+            &self.oci_log,
+            &self.container_pidfile,
+            &self.conmon_pidfile,
+        ] {
+            remove_file_if_present(file)?;
+        }
+        match std::fs::remove_dir_all(&self.persist_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::io(
+                format!("removing {}", self.persist_dir.display()),
+                e,
+            )),
+        }
+    }
+}
+
+pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RuntimeError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Reads a pidfile: decimal, surrounding whitespace tolerated. `Ok(None)`
+/// when the file does not exist.
+pub(crate) fn read_pidfile(path: &Path) -> Result<Option<i32>, RuntimeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse::<i32>().map(Some).map_err(|_| {
+            RuntimeError::io(
+                format!("reading pidfile {}", path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not a pid: {:?}", text.chars().take(32).collect::<String>()),
+                ),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RuntimeError::io(
+            format!("reading pidfile {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Creates `dir` and its parents with `mode` (applied even under a umask).
+pub(crate) fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| RuntimeError::io(format!("creating directory {}", dir.display()), e))
+}

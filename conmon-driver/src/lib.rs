@@ -1,0 +1,56 @@
+//! Drives OCI runtimes (runc, runsc, crun...) through `conmon`, as podman's
+//! Conmon OCI runtime does, behind the [`runtime_api::OciRuntime`] trait.
+//!
+//! [`ConmonRuntime`] assembles the workspace's leaf crates: it builds conmon's
+//! argv and environment as pure data ([`ConmonArgv`], [`ConmonEnv`]), places
+//! the sync and start pipes at their fd numbers (`sync-pipe`), launches conmon
+//! in its own process group, waits for its status record with a deadline,
+//! and probes state, exit files and pids (`state-probe`). Every call of the
+//! runtime's CLI is bounded by a timeout that kills and reaps what it started.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use conmon_driver::{ConmonConfig, ConmonRuntime};
+//! use runtime_api::{ContainerDescription, ContainerId, CreateOptions, LogDriver, OciRuntime};
+//!
+//! # async fn demo() -> runtime_api::Result<()> {
+//! let runtime: Arc<dyn OciRuntime> =
+//!     Arc::new(ConmonRuntime::new(ConmonConfig::new("runc", "/run/my-engine"))?);
+//! let container = ContainerDescription::builder(
+//!     ContainerId::new("hello")?,
+//!     "/var/lib/my-engine/hello/bundle",
+//!     "/run/my-engine/hello",
+//! )
+//! .log(LogDriver::KubernetesFile, "/run/my-engine/hello/ctr.log")
+//! .build()?;
+//! runtime.create(&container, CreateOptions::default()).await?;
+//! runtime.start(&container).await?;
+//! let code = runtime.wait(&container, Duration::from_secs(30)).await?;
+//! runtime.delete(&container).await?;
+//! println!("exited with {code}");
+//! # Ok(())
+//! # }
+//! ```
+
+mod argv;
+mod config;
+mod create;
+mod env;
+mod errors;
+mod files;
+mod info;
+mod k8s_log;
+mod lifecycle;
+mod process_group;
+mod resolve;
+mod runtime;
+mod runtime_cli;
+
+pub use argv::ConmonArgv;
+pub use config::{CgroupManager, ConmonConfig, LogLevel, Timeouts};
+pub use env::ConmonEnv;
+pub use k8s_log::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
+pub use resolve::CONMON_CANDIDATES;
+pub use runtime::ConmonRuntime;
+pub use runtime_cli::Subcommand;

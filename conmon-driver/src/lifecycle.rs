@@ -1,0 +1,359 @@
+//! The [`OciRuntime`] implementation of [`ConmonRuntime`]: the lifecycle
+//! through the runtime's CLI, state from conmon's exit file first and the
+//! runtime's `state` second, and waits on pidfds and inotify rather than
+//! polling.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use runtime_api::{
+    ContainerDescription, ContainerState, ContainerStatus, CreateOptions, CreatedContainer,
+    OciRuntime, Result, RuntimeError, RuntimeFeatures, RuntimeInfo, Signal,
+};
+use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::errors::from_probe;
+use crate::files::{read_pidfile, ContainerFiles};
+use crate::runtime::ConmonRuntime;
+use crate::runtime_cli::Subcommand;
+
+impl ConmonRuntime {
+    fn files(&self, c: &ContainerDescription) -> ContainerFiles {
+        ContainerFiles::new(&self.config, c)
+    }
+
+    /// Waits for conmon's exit file, giving up early when conmon itself is
+    /// gone without writing it.
+    async fn await_exit_file(&self, c: &ContainerDescription, limit: Duration) -> Result<i32> {
+        let files = self.files(c);
+        let operation = format!("waiting for container {} to exit", c.id());
+        let monitor = match read_pidfile(&files.conmon_pidfile)? {
+            Some(pid) => PidFd::open(pid).map_err(|e| from_probe(&operation, e))?,
+            None => None,
+        };
+        let exit_file = state_probe::wait_for_exit_file(&files.exit_file, limit);
+        let record = match monitor {
+            Some(monitor) => {
+                tokio::select! {
+                    record = exit_file => record,
+                    gone = monitor.exited(limit) => match gone {
+                        // conmon writes the exit file before it exits.
+                        Ok(true) => match read_exit_file(&files.exit_file) {
+                            Ok(Some(record)) => Ok(record),
+                            Ok(None) => return Err(RuntimeError::MonitorFailed {
+                                stage: runtime_api::MonitorStage::SyncRecord,
+                                message: format!(
+                                    "conmon of container {} exited without writing an exit file",
+                                    c.id()
+                                ),
+                                stderr: String::new(),
+                            }),
+                            Err(e) => Err(e),
+                        },
+                        Ok(false) => return Err(RuntimeError::Timeout { operation, limit }),
+                        Err(e) => Err(e),
+                    },
+                }
+            }
+            None => match read_exit_file(&files.exit_file) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => {
+                    return Err(RuntimeError::NoSuchContainer {
+                        id: c.id().to_string(),
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        };
+        record
+            .map(|r| r.code)
+            .map_err(|e| from_probe(&operation, e))
+    }
+
+    fn started_at(&self, c: &ContainerDescription) -> Option<SystemTime> {
+        std::fs::metadata(self.files(c).started_marker)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Sends `signal`; a failure while the process is already gone counts
+    /// as delivered.
+    async fn signal_unless_gone(
+        &self,
+        c: &ContainerDescription,
+        signal: Signal,
+        all: bool,
+        pidfd: &PidFd,
+    ) -> Result<()> {
+        match self.kill(c, signal, all).await {
+            Ok(()) => Ok(()),
+            Err(e) => match pidfd.exited(Duration::ZERO).await {
+                Ok(true) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl OciRuntime for ConmonRuntime {
+    fn name(&self) -> &str {
+        &self.config.runtime_name
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.runtime_path
+    }
+
+    async fn create(
+        &self,
+        container: &ContainerDescription,
+        options: CreateOptions,
+    ) -> Result<CreatedContainer> {
+        crate::create::create(self, container, options)
+            .instrument(info_span!("create", container = %container.id()))
+            .await
+    }
+
+    async fn start(&self, c: &ContainerDescription) -> Result<()> {
+        self.cli
+            .run(Subcommand::Start(c.id()), self.config.timeouts.start)
+            .instrument(info_span!("start", container = %c.id()))
+            .await?;
+        let marker = self.files(c).started_marker;
+        if let Err(e) = std::fs::write(&marker, b"") {
+            warn!(container = %c.id(), error = %e, "cannot record the start time");
+        }
+        Ok(())
+    }
+
+    async fn status(&self, c: &ContainerDescription) -> Result<ContainerState> {
+        let files = self.files(c);
+        let operation = format!("reading the state of container {}", c.id());
+        let monitor_pid = read_pidfile(&files.conmon_pidfile)?;
+        let exited = |record: state_probe::ExitRecord| ContainerState {
+            status: ContainerStatus::Exited,
+            pid: None,
+            monitor_pid,
+            exit_code: Some(record.code),
+            started_at: self.started_at(c),
+            finished_at: Some(record.finished),
+            oom_killed: state_probe::oom_killed(&files.persist_dir),
+        };
+        if let Some(record) =
+            read_exit_file(&files.exit_file).map_err(|e| from_probe(&operation, e))?
+        {
+            return Ok(exited(record));
+        }
+        let state = match self.cli.state(c.id(), self.config.timeouts.state).await? {
+            StateProbe::Gone => {
+                return Err(RuntimeError::NoSuchContainer {
+                    id: c.id().to_string(),
+                })
+            }
+            StateProbe::Present(state) => state,
+        };
+        let status = match state.status {
+            RuntimeStatus::Created => ContainerStatus::Created,
+            RuntimeStatus::Running => ContainerStatus::Running,
+            RuntimeStatus::Paused => ContainerStatus::Paused,
+            RuntimeStatus::Stopped => {
+                // conmon writes the exit file right after reaping; a short,
+                // event-driven wait turns "stopped" into a known exit code.
+                match state_probe::wait_for_exit_file(
+                    &files.exit_file,
+                    self.config.timeouts.kill_wait,
+                )
+                .await
+                {
+                    Ok(record) => return Ok(exited(record)),
+                    Err(_) => ContainerStatus::Stopped,
+                }
+            }
+        };
+        Ok(ContainerState {
+            status,
+            pid: (state.pid > 0).then_some(state.pid),
+            monitor_pid,
+            exit_code: None,
+            started_at: self.started_at(c),
+            finished_at: None,
+            oom_killed: false,
+        })
+    }
+
+    async fn kill(&self, c: &ContainerDescription, signal: Signal, all: bool) -> Result<()> {
+        self.cli
+            .run(
+                Subcommand::Kill {
+                    id: c.id(),
+                    signal,
+                    all,
+                },
+                self.config.timeouts.signal,
+            )
+            .instrument(info_span!("kill", container = %c.id(), signal = signal.number()))
+            .await
+            .map(drop)
+    }
+
+    async fn stop(&self, c: &ContainerDescription, timeout: Duration, all: bool) -> Result<()> {
+        let span = info_span!("stop", container = %c.id());
+        async {
+            let files = self.files(c);
+            let operation = format!("stopping container {}", c.id());
+            let Some(pid) = read_pidfile(&files.container_pidfile)? else {
+                return Err(RuntimeError::NoSuchContainer {
+                    id: c.id().to_string(),
+                });
+            };
+            // Opened before the exit-file check so that a reused pid cannot
+            // be signalled.
+            let Some(pidfd) = PidFd::open(pid).map_err(|e| from_probe(&operation, e))? else {
+                return Ok(());
+            };
+            if files.exit_file.exists() {
+                return Ok(());
+            }
+            if !timeout.is_zero() {
+                self.signal_unless_gone(c, c.stop_signal(), all, &pidfd)
+                    .await?;
+                if pidfd
+                    .exited(timeout)
+                    .await
+                    .map_err(|e| from_probe(&operation, e))?
+                {
+                    debug!("stopped by the stop signal");
+                    let _ = self
+                        .await_exit_file(c, self.config.timeouts.kill_wait)
+                        .await;
+                    return Ok(());
+                }
+                warn!(
+                    signal = c.stop_signal().number(),
+                    ?timeout,
+                    "stop signal did not stop the container; sending SIGKILL"
+                );
+            }
+            self.signal_unless_gone(c, Signal::KILL, all, &pidfd)
+                .await?;
+            let limit = self.config.timeouts.kill_wait;
+            if !pidfd
+                .exited(limit)
+                .await
+                .map_err(|e| from_probe(&operation, e))?
+            {
+                return Err(RuntimeError::Timeout {
+                    operation: format!("{operation} after SIGKILL"),
+                    limit,
+                });
+            }
+            let _ = self.await_exit_file(c, limit).await;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn wait(&self, c: &ContainerDescription, timeout: Duration) -> Result<i32> {
+        self.await_exit_file(c, timeout)
+            .instrument(info_span!("wait", container = %c.id()))
+            .await
+    }
+
+    async fn delete(&self, c: &ContainerDescription) -> Result<()> {
+        let span = info_span!("delete", container = %c.id());
+        async {
+            let files = self.files(c);
+            match self
+                .cli
+                .run(Subcommand::DeleteForce(c.id()), self.config.timeouts.delete)
+                .await
+            {
+                Ok(_) => {}
+                Err(RuntimeError::RuntimeFailed { ref stderr, .. })
+                    if stderr.contains("does not exist") || stderr.contains("No such file") =>
+                {
+                    debug!("already gone from the runtime");
+                }
+                Err(e) => return Err(e),
+            }
+            // conmon leaves once the container is gone; one that lingers
+            // past the delete limit is killed so no monitor leaks.
+            if let Some(monitor) = read_pidfile(&files.conmon_pidfile)? {
+                let operation = format!("waiting for conmon of container {} to exit", c.id());
+                if let Some(pidfd) = PidFd::open(monitor).map_err(|e| from_probe(&operation, e))? {
+                    if !pidfd
+                        .exited(self.config.timeouts.delete)
+                        .await
+                        .map_err(|e| from_probe(&operation, e))?
+                    {
+                        warn!(monitor, "conmon lingers after delete; killing it");
+                        pidfd
+                            .send_signal(libc::SIGKILL)
+                            .map_err(|e| from_probe(&operation, e))?;
+                        pidfd
+                            .exited(self.config.timeouts.kill_wait)
+                            .await
+                            .map_err(|e| from_probe(&operation, e))?;
+                    }
+                }
+            }
+            files.remove_all()
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn pause(&self, c: &ContainerDescription) -> Result<()> {
+        self.cli
+            .run(Subcommand::Pause(c.id()), self.config.timeouts.signal)
+            .await
+            .map(drop)
+    }
+
+    async fn resume(&self, c: &ContainerDescription) -> Result<()> {
+        self.cli
+            .run(Subcommand::Resume(c.id()), self.config.timeouts.signal)
+            .await
+            .map(drop)
+    }
+
+    async fn monitor_alive(&self, c: &ContainerDescription) -> Result<bool> {
+        Ok(read_pidfile(c.conmon_pidfile())?
+            .map(state_probe::alive)
+            .unwrap_or(false))
+    }
+
+    async fn features(&self) -> Result<RuntimeFeatures> {
+        let checkpoint = *self
+            .checkpoint_support
+            .get_or_init(|| async {
+                self.cli
+                    .run(Subcommand::CheckpointHelp, self.config.timeouts.probe)
+                    .await
+                    .is_ok()
+            })
+            .await;
+        Ok(RuntimeFeatures {
+            checkpoint,
+            json_errors: self.listed_in(&self.config.runtimes_with_json_errors),
+            no_cgroups: self.listed_in(&self.config.runtimes_without_cgroups),
+            kvm: self.listed_in(&self.config.runtimes_with_kvm),
+        })
+    }
+
+    fn attach_socket_path(&self, c: &ContainerDescription) -> PathBuf {
+        c.bundle().join("attach")
+    }
+
+    fn exit_file_path(&self, c: &ContainerDescription) -> PathBuf {
+        self.files(c).exit_file
+    }
+
+    async fn info(&self) -> Result<RuntimeInfo> {
+        crate::info::runtime_info(self).await
+    }
+}

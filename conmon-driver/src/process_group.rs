@@ -1,0 +1,59 @@
+//! Making sure nothing a failed launch started survives it. conmon runs in
+//! its own process group, so every process it forked (its monitor child, the
+//! runtime's `create`, a fake's helpers) can be found through `/proc` by
+//! group id, killed, and awaited on a pidfd.
+
+use std::time::Duration;
+
+use state_probe::PidFd;
+
+/// The pids whose process group is `pgid`.
+pub(crate) fn members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| process_group_of(*pid) == Some(pgid))
+        .collect()
+}
+
+/// Field 5 of `/proc/PID/stat`, read after the command name's closing
+/// parenthesis (the name itself may hold spaces and parentheses).
+fn process_group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// SIGKILLs every member of `pgid` and waits, on pidfds, for each to die.
+/// Returns the pids that were still alive after `limit`.
+pub(crate) async fn kill_group(pgid: i32, limit: Duration) -> Vec<i32> {
+    let mut survivors = Vec::new();
+    let pidfds: Vec<PidFd> = members(pgid)
+        .into_iter()
+        .filter_map(|pid| PidFd::open(pid).ok().flatten())
+        .collect();
+    for pidfd in &pidfds {
+        let _ = pidfd.send_signal(libc::SIGKILL);
+    }
+    for pidfd in &pidfds {
+        if !matches!(pidfd.exited(limit).await, Ok(true)) {
+            survivors.push(pidfd.pid());
+        }
+    }
+    survivors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_group_of_this_process() {
+        let me = std::process::id() as i32;
+        let expected = nix::unistd::getpgrp().as_raw();
+        assert_eq!(process_group_of(me), Some(expected));
+        assert!(members(expected).contains(&me));
+    }
+}

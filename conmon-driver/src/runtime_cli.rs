@@ -1,0 +1,218 @@
+//! Direct calls of the runtime's CLI (`state`, `start`, `kill`, `delete`,
+//! `pause`, `resume`, probes): one small argv builder per subcommand, and one
+//! runner that applies the global flags, an explicit environment, stdin on
+//! /dev/null, captured stdout and stderr, and the operation's timeout.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runtime_api::{ContainerId, RuntimeError, Signal};
+use state_probe::{run_bounded, CapturedOutput, StateProbe};
+
+use crate::errors::from_probe;
+
+/// A runtime subcommand and its arguments (global flags excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subcommand<'a> {
+    /// `state ID`
+    State(&'a ContainerId),
+    /// `start ID`
+    Start(&'a ContainerId),
+    /// `kill [--all] ID SIGNAL`
+    Kill {
+        /// The container.
+        id: &'a ContainerId,
+        /// The signal.
+        signal: Signal,
+        /// Every process of the container.
+        all: bool,
+    },
+    /// `delete --force ID`
+    DeleteForce(&'a ContainerId),
+    /// `pause ID`
+    Pause(&'a ContainerId),
+    /// `resume ID`
+    Resume(&'a ContainerId),
+    /// `checkpoint --help` (the checkpoint support probe)
+    CheckpointHelp,
+    /// `--version`
+    Version,
+}
+
+impl Subcommand<'_> {
+    /// The subcommand's arguments.
+    ///
+    /// ```
+    /// use conmon_driver::Subcommand;
+    /// use runtime_api::{ContainerId, Signal};
+    /// let id = ContainerId::new("c1")?;
+    /// let kill = Subcommand::Kill { id: &id, signal: Signal::KILL, all: true };
+    /// assert_eq!(kill.args(), ["kill", "--all", "c1", "9"]);
+    /// # Ok::<(), runtime_api::RuntimeError>(())
+    /// ```
+    pub fn args(&self) -> Vec<String> {
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match *self {
+            Self::State(id) => v(&["state", id.as_str()]),
+            Self::Start(id) => v(&["start", id.as_str()]),
+            Self::Kill { id, signal, all } => {
+                let signal = signal.to_string();
+                if all {
+                    v(&["kill", "--all", id.as_str(), &signal])
+                } else {
+                    v(&["kill", id.as_str(), &signal])
+                }
+            }
+            Self::DeleteForce(id) => v(&["delete", "--force", id.as_str()]),
+            Self::Pause(id) => v(&["pause", id.as_str()]),
+            Self::Resume(id) => v(&["resume", id.as_str()]),
+            Self::CheckpointHelp => v(&["checkpoint", "--help"]),
+            Self::Version => v(&["--version"]),
+        }
+    }
+
+    fn takes_global_flags(&self) -> bool {
+        !matches!(self, Self::Version)
+    }
+}
+
+/// Runs a runtime binary with the driver's global flags and environment.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeCli {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) flags: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl RuntimeCli {
+    /// The full argv after the program: global flags, then the subcommand.
+    pub(crate) fn argv(&self, sub: Subcommand<'_>) -> Vec<OsString> {
+        let flags = if sub.takes_global_flags() {
+            self.flags.as_slice()
+        } else {
+            &[]
+        };
+        flags
+            .iter()
+            .map(OsString::from)
+            .chain(sub.args().into_iter().map(OsString::from))
+            .collect()
+    }
+
+    pub(crate) fn command(&self, sub: Subcommand<'_>) -> tokio::process::Command {
+        command_with_env(&self.path, self.argv(sub), &self.env)
+    }
+
+    /// Runs `sub`; a non-zero exit becomes a typed error carrying stderr
+    /// (classified as podman does).
+    pub(crate) async fn run(
+        &self,
+        sub: Subcommand<'_>,
+        limit: Duration,
+    ) -> Result<CapturedOutput, RuntimeError> {
+        let cmd = self.command(sub);
+        let rendered = state_probe::render_command(&cmd);
+        let out = run_bounded(cmd, limit)
+            .await
+            .map_err(|e| from_probe(&rendered, e))?;
+        if out.success() {
+            return Ok(out);
+        }
+        let stderr = out.stderr_text();
+        Err(
+            match crate::errors::oci_runtime_error(&self.name, rendered.clone(), &stderr) {
+                RuntimeError::RuntimeFailed { .. } => RuntimeError::RuntimeFailed {
+                    command: rendered,
+                    status: out.status.code(),
+                    stderr,
+                },
+                classified => classified,
+            },
+        )
+    }
+
+    /// `state ID`, with "does not exist" meaning gone.
+    pub(crate) async fn state(
+        &self,
+        id: &ContainerId,
+        limit: Duration,
+    ) -> Result<StateProbe, RuntimeError> {
+        let cmd = self.command(Subcommand::State(id));
+        let rendered = state_probe::render_command(&cmd);
+        state_probe::probe_state(cmd, limit)
+            .await
+            .map_err(|e| from_probe(&rendered, e))
+    }
+}
+
+/// A command with exactly `env` as its environment.
+pub(crate) fn command_with_env(
+    program: &Path,
+    args: Vec<OsString>,
+    env: &[(String, String)],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).env_clear().envs(env.iter().cloned());
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_subcommand_has_an_exact_argv_with_global_flags_first() {
+        let id = ContainerId::new("c1").unwrap();
+        let cli = RuntimeCli {
+            name: "runsc".into(),
+            path: "/usr/bin/runsc".into(),
+            flags: vec!["--network=none".into(), "--root=/r".into()],
+            env: vec![],
+        };
+        let cases: Vec<(Subcommand, &[&str])> = vec![
+            (
+                Subcommand::State(&id),
+                &["--network=none", "--root=/r", "state", "c1"],
+            ),
+            (
+                Subcommand::Start(&id),
+                &["--network=none", "--root=/r", "start", "c1"],
+            ),
+            (
+                Subcommand::Kill {
+                    id: &id,
+                    signal: Signal::TERM,
+                    all: false,
+                },
+                &["--network=none", "--root=/r", "kill", "c1", "15"],
+            ),
+            (
+                Subcommand::DeleteForce(&id),
+                &["--network=none", "--root=/r", "delete", "--force", "c1"],
+            ),
+            (
+                Subcommand::Pause(&id),
+                &["--network=none", "--root=/r", "pause", "c1"],
+            ),
+            (
+                Subcommand::Resume(&id),
+                &["--network=none", "--root=/r", "resume", "c1"],
+            ),
+            (
+                Subcommand::CheckpointHelp,
+                &["--network=none", "--root=/r", "checkpoint", "--help"],
+            ),
+            (Subcommand::Version, &["--version"]),
+        ];
+        for (sub, expected) in cases {
+            let got: Vec<String> = cli
+                .argv(sub)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect();
+            assert_eq!(got, expected, "{sub:?}");
+        }
+    }
+}

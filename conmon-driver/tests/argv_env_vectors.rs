@@ -1,0 +1,531 @@
+//! Exact conmon argv and env vectors for the settings podman combines,
+//! without spawning anything.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use conmon_driver::{CgroupManager, ConmonArgv, ConmonConfig, ConmonEnv, LogLevel};
+use runtime_api::{
+    CgroupsMode, ContainerDescription, ContainerDescriptionBuilder, ContainerId, ExitCommand,
+    LogConfig, LogDriver, RestoreOptions, SdNotifyMode,
+};
+use sync_pipe::PipeNumbers;
+
+fn config() -> ConmonConfig {
+    let mut config = ConmonConfig::new("runc", "/t");
+    config.log_level = LogLevel::Warning;
+    config
+}
+
+fn container() -> ContainerDescriptionBuilder {
+    ContainerDescription::builder(ContainerId::new("c1").unwrap(), "/b", "/r")
+        .log(LogDriver::KubernetesFile, "/r/ctr.log")
+}
+
+struct Case {
+    config: ConmonConfig,
+    container: ContainerDescription,
+    json_errors: bool,
+    pass_fds: u32,
+    restore: Option<RestoreOptions>,
+}
+
+impl Case {
+    fn new(config: ConmonConfig, container: ContainerDescriptionBuilder) -> Self {
+        Self {
+            config,
+            container: container.build().unwrap(),
+            json_errors: true,
+            pass_fds: 0,
+            restore: None,
+        }
+    }
+
+    fn argv(&self) -> Vec<String> {
+        ConmonArgv {
+            config: &self.config,
+            runtime_path: Path::new("/usr/bin/runc"),
+            container: &self.container,
+            json_errors: self.json_errors,
+            pass_fds: self.pass_fds,
+            restore: self.restore.as_ref(),
+        }
+        .build()
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect()
+    }
+}
+
+const HEAD: &[&str] = &[
+    "--api-version",
+    "1",
+    "-c",
+    "c1",
+    "-u",
+    "c1",
+    "-r",
+    "/usr/bin/runc",
+    "-b",
+    "/b",
+    "-p",
+    "/r/pidfile",
+    "-n",
+    "c1",
+    "--exit-dir",
+    "/t/exits",
+    "--full-attach",
+    "--socket-dir-path",
+    "/t/socket",
+    "--persist-dir",
+    "/t/persist/c1",
+];
+const OCI_LOG: &[&str] = &[
+    "--runtime-arg",
+    "--log-format=json",
+    "--runtime-arg",
+    "--log",
+    "--runtime-arg=/r/oci-log",
+];
+const PIDFILE: &[&str] = &["--conmon-pidfile", "/r/conmon.pid"];
+
+fn expect(parts: &[&[&str]]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+#[test]
+fn default_k8s_file_container() {
+    let case = Case::new(config(), container());
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn runsc_global_flags_become_runtime_args() {
+    let mut config = config();
+    config.runtime_flags = vec!["--network=none".into(), "--root=/x".into()];
+    let case = Case::new(config, container());
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "--runtime-arg",
+                "--network=none",
+                "--runtime-arg",
+                "--root=/x"
+            ],
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn systemd_manager_adds_s_unless_no_cgroups_or_split() {
+    let mut config = config();
+    config.cgroup_manager = CgroupManager::Systemd;
+    let with_s = Case::new(config.clone(), container()).argv();
+    assert_eq!(
+        with_s,
+        expect(&[
+            HEAD,
+            &[
+                "-s",
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            PIDFILE
+        ])
+    );
+    let split = Case::new(config.clone(), container().cgroups_mode(CgroupsMode::Split)).argv();
+    assert!(!split.contains(&"-s".to_string()));
+    let no_cgroups = Case::new(config, container().no_cgroups(true)).argv();
+    assert_eq!(
+        no_cgroups,
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            &[
+                "--runtime-arg",
+                "--cgroup-manager",
+                "--runtime-arg",
+                "disabled"
+            ],
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn journald_with_tag_and_size_max_from_the_container() {
+    let mut config = config();
+    config.log_size_max = 1000;
+    let case = Case::new(
+        config,
+        container().log_config(LogConfig {
+            driver: LogDriver::Journald,
+            path: None,
+            size_max: Some(4096),
+            tag: Some("web".into()),
+        }),
+    );
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &["-l", "journald", "--log-level", "warning", "--syslog"],
+            &["--log-size-max", "4096"],
+            OCI_LOG,
+            &["--log-tag", "web"],
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn configured_size_max_applies_when_the_container_has_none_and_json_file_is_k8s_file() {
+    let mut config = config();
+    config.log_size_max = 1000;
+    let case = Case::new(config, container().log(LogDriver::JsonFile, "/r/j.log"));
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/j.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            &["--log-size-max", "1000"],
+            OCI_LOG,
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn none_and_passthrough_drivers_debug_level_and_no_syslog() {
+    let mut config = config();
+    config.log_level = LogLevel::Debug;
+    config.syslog = false;
+    let none = Case::new(
+        config.clone(),
+        container().log_config(LogConfig {
+            driver: LogDriver::None,
+            ..LogConfig::default()
+        }),
+    );
+    // At debug level runtimes print plain errors: no JSON log is asked for.
+    assert_eq!(
+        none.argv(),
+        expect(&[HEAD, &["-l", "none", "--log-level", "debug"], PIDFILE])
+    );
+    let passthrough = Case::new(
+        config,
+        container().log_config(LogConfig {
+            driver: LogDriver::Passthrough,
+            ..LogConfig::default()
+        }),
+    );
+    assert_eq!(
+        passthrough.argv(),
+        expect(&[
+            HEAD,
+            &["-l", "passthrough", "--log-level", "debug"],
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn runtime_without_json_errors_gets_no_oci_log() {
+    let mut case = Case::new(config(), container());
+    case.json_errors = false;
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn terminal_wins_over_stdin_and_stdin_alone_is_i() {
+    let tty = Case::new(config(), container().terminal(true).stdin(true)).argv();
+    let stdin = Case::new(config(), container().stdin(true)).argv();
+    let tail = |flag: &str| {
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog",
+            ],
+            OCI_LOG,
+            &[flag],
+            PIDFILE,
+        ])
+    };
+    assert_eq!(tty, tail("-t"));
+    assert_eq!(stdin, tail("-i"));
+}
+
+#[test]
+fn exit_command_delay_no_pivot_keyring_and_preserved_fds() {
+    let mut config = config();
+    config.no_pivot = true;
+    config.enable_keyring = false;
+    let mut case = Case::new(
+        config,
+        container().preserved_fds(2).exit_command(ExitCommand {
+            program: PathBuf::from("/usr/bin/engine"),
+            args: vec!["cleanup".into(), "c1".into()],
+            delay: Some(Duration::from_secs(300)),
+        }),
+    );
+    case.pass_fds = 2;
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            &["--no-new-keyring"],
+            PIDFILE,
+            &["--no-pivot"],
+            &["--exit-command", "/usr/bin/engine"],
+            &["--exit-command-arg", "cleanup", "--exit-command-arg", "c1"],
+            &["--exit-delay", "300"],
+            &["--runtime-opt", "--preserve-fds", "--runtime-opt", "2"],
+        ])
+    );
+}
+
+#[test]
+fn restore_with_tcp_established_and_file_locks() {
+    let mut case = Case::new(config(), container());
+    case.restore = Some(RestoreOptions {
+        image_path: "/cp/c1".into(),
+        tcp_established: true,
+        file_locks: true,
+    });
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            PIDFILE,
+            &["--restore", "/cp/c1"],
+            &[
+                "--runtime-opt",
+                "--tcp-established",
+                "--runtime-opt",
+                "--file-locks"
+            ],
+        ])
+    );
+}
+
+#[test]
+fn sd_notify_container_mode_passes_the_socket() {
+    let mut config = config();
+    config.notify_socket = Some("/run/systemd/notify".into());
+    let case = Case::new(
+        config.clone(),
+        container().sd_notify(SdNotifyMode::Container),
+    );
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            &["--sdnotify-socket=/run/systemd/notify"],
+            PIDFILE
+        ])
+    );
+    let conmon_mode = Case::new(config, container().sd_notify(SdNotifyMode::Conmon)).argv();
+    assert!(!conmon_mode.iter().any(|a| a.starts_with("--sdnotify")));
+}
+
+#[test]
+fn custom_name_and_conmon_pidfile() {
+    let case = Case::new(
+        config(),
+        container()
+            .name("web")
+            .conmon_pidfile("/elsewhere/conmon.pid"),
+    );
+    let argv = case.argv();
+    assert_eq!(argv[12..14], ["-n".to_string(), "web".to_string()]);
+    assert_eq!(
+        argv[argv.len() - 2..],
+        [
+            "--conmon-pidfile".to_string(),
+            "/elsewhere/conmon.pid".to_string()
+        ]
+    );
+}
+
+fn env(
+    config: &ConmonConfig,
+    container: &ContainerDescription,
+    preserved: u32,
+    listen: u32,
+) -> Vec<(String, String)> {
+    ConmonEnv {
+        config,
+        container,
+        pipes: PipeNumbers::new(preserved, false),
+        listen_fds: listen,
+    }
+    .build()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const PATH: (&str, &str) = (
+    "PATH",
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+);
+
+#[test]
+fn env_default() {
+    let c = container().build().unwrap();
+    assert_eq!(
+        env(&config(), &c, 0, 0),
+        pairs(&[
+            PATH,
+            ("_OCI_SYNCPIPE", "3"),
+            ("_OCI_STARTPIPE", "4"),
+            ("XDG_RUNTIME_DIR", "/run"),
+        ])
+    );
+}
+
+#[test]
+fn env_rootless_userns_home_and_preserved_fds() {
+    let mut config = config();
+    config.rootless_uid = Some(1000);
+    config.userns_configured = true;
+    config.home = Some("/home/u".into());
+    config.xdg_runtime_dir = Some("/run/user/1000".into());
+    config
+        .conmon_env
+        .push(("XDG_RUNTIME_DIR".into(), "/overridden".into()));
+    config
+        .conmon_env
+        .push(("NOTIFY_SOCKET".into(), "/never".into()));
+    config.conmon_env.push(("TZ".into(), "UTC".into()));
+    let c = container().preserved_fds(2).build().unwrap();
+    assert_eq!(
+        env(&config, &c, 2, 0),
+        pairs(&[
+            PATH,
+            ("TZ", "UTC"),
+            ("_OCI_SYNCPIPE", "5"),
+            ("_OCI_STARTPIPE", "6"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("_CONTAINERS_USERNS_CONFIGURED", "done"),
+            ("_CONTAINERS_ROOTLESS_UID", "1000"),
+            ("HOME", "/home/u"),
+        ])
+    );
+}
+
+#[test]
+fn env_notify_socket_only_in_container_mode_and_socket_activation() {
+    let mut config = config();
+    config.notify_socket = Some("/run/notify".into());
+    let container_mode = container()
+        .sd_notify(SdNotifyMode::Container)
+        .build()
+        .unwrap();
+    let ignore = container().sd_notify(SdNotifyMode::Ignore).build().unwrap();
+    assert_eq!(
+        env(&config, &container_mode, 3, 3),
+        pairs(&[
+            PATH,
+            ("_OCI_SYNCPIPE", "6"),
+            ("_OCI_STARTPIPE", "7"),
+            ("XDG_RUNTIME_DIR", "/run"),
+            ("NOTIFY_SOCKET", "/run/notify"),
+            ("LISTEN_FDS", "3"),
+            ("LISTEN_PID", "1"),
+        ])
+    );
+    assert!(!env(&config, &ignore, 0, 0)
+        .iter()
+        .any(|(k, _)| k == "NOTIFY_SOCKET"));
+}

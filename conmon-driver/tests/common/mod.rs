@@ -1,0 +1,120 @@
+//! Shared set-up for the driver's integration tests: a driver over a
+//! private tmp dir, busybox bundles, unique ids, and leak checks.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use conmon_driver::{ConmonConfig, ConmonRuntime, LogLevel};
+use runtime_api::{ContainerDescription, ContainerDescriptionBuilder, ContainerId, LogDriver};
+use testkit::{require, Bundle, BundleBuilder, Need};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// An id unique across concurrently running test binaries.
+pub fn unique_id(prefix: &str) -> ContainerId {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    ContainerId::new(format!("{prefix}-{}-{n}", std::process::id())).unwrap()
+}
+
+pub fn need_runc() -> bool {
+    require(&[
+        Need::Root,
+        Need::Binary("runc"),
+        Need::Binary("conmon"),
+        Need::Binary("busybox"),
+    ])
+}
+
+pub fn need_runsc() -> bool {
+    require(&[
+        Need::Root,
+        Need::Binary("runsc"),
+        Need::Binary("conmon"),
+        Need::Binary("busybox"),
+    ])
+}
+
+/// A driver plus the temp dir holding its tmp dir and the run dirs.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub runtime: ConmonRuntime,
+}
+
+pub fn config(runtime: &str, dir: &Path) -> ConmonConfig {
+    let mut config = ConmonConfig::new(runtime, dir.join("tmp"));
+    config.log_level = LogLevel::Warning;
+    // The host's syslog may be absent; conmon's own stderr is enough here.
+    config.syslog = false;
+    config.timeouts.create = Duration::from_secs(60);
+    config
+}
+
+pub fn setup(runtime: &str, flags: &[&str]) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(runtime, dir.path());
+    config.runtime_flags = flags.iter().map(|f| f.to_string()).collect();
+    let runtime = ConmonRuntime::new(config).unwrap();
+    Setup { dir, runtime }
+}
+
+pub fn setup_with(config: ConmonConfig, dir: tempfile::TempDir) -> Setup {
+    let runtime = ConmonRuntime::new(config).unwrap();
+    Setup { dir, runtime }
+}
+
+impl Setup {
+    pub fn run_dir(&self, id: &ContainerId) -> PathBuf {
+        self.dir.path().join("run").join(id.as_str())
+    }
+
+    pub fn log_path(&self, id: &ContainerId) -> PathBuf {
+        self.dir.path().join("logs").join(format!("{id}.log"))
+    }
+
+    pub fn describe(&self, id: &ContainerId, bundle: &Bundle) -> ContainerDescriptionBuilder {
+        std::fs::create_dir_all(self.dir.path().join("logs")).unwrap();
+        ContainerDescription::builder(id.clone(), bundle.path(), self.run_dir(id))
+            .log(LogDriver::KubernetesFile, self.log_path(id))
+    }
+
+    /// Fails the test if anything of container `id` is left: a process
+    /// whose command line names it, its exit file, its persist dir.
+    pub fn assert_nothing_left(&self, id: &ContainerId) {
+        let procs = processes_mentioning(id.as_str());
+        assert!(
+            procs.is_empty(),
+            "processes left behind for {id}: {procs:?}"
+        );
+        let tmp = self.runtime.config().tmp_dir.clone();
+        for leftover in [
+            tmp.join("exits").join(id.as_str()),
+            tmp.join("persist").join(id.as_str()),
+        ] {
+            assert!(!leftover.exists(), "{} left behind", leftover.display());
+        }
+    }
+}
+
+pub fn bundle(args: &[&str]) -> Bundle {
+    BundleBuilder::new()
+        .args(args.iter().copied())
+        .build()
+        .unwrap()
+}
+
+/// Processes (other than this one) whose command line contains `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            cmdline.contains(needle).then_some((pid, cmdline))
+        })
+        .collect()
+}

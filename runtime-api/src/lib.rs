@@ -1,0 +1,41 @@
+//! The contract between a container engine and an OCI runtime driver.
+//!
+//! This crate holds what every driver shares and nothing that runs a process:
+//! the [`OciRuntime`] trait, the [`ContainerDescription`] a caller hands to it,
+//! the [`ContainerState`] it reports, validated [`ContainerId`]s, signals,
+//! features, runtime information and one error type, [`RuntimeError`], whose
+//! [`exit_code`](RuntimeError::exit_code) follows podman's CLI (125, 126, 127).
+//!
+//! ```
+//! use runtime_api::{ContainerDescription, ContainerId, LogDriver};
+//!
+//! let id = ContainerId::new("web-1")?;
+//! let container = ContainerDescription::builder(id, "/srv/bundles/web-1", "/run/web-1")
+//!     .name("web")
+//!     .log(LogDriver::KubernetesFile, "/var/log/web-1.log")
+//!     .build()?;
+//! assert_eq!(container.name(), "web");
+//! assert!(ContainerId::new("../escape").is_err());
+//! # Ok::<(), runtime_api::RuntimeError>(())
+//! ```
+
+mod description;
+mod error;
+mod id;
+mod info;
+mod options;
+mod runtime;
+mod signal;
+mod state;
+
+pub use description::{
+    CgroupsMode, ContainerDescription, ContainerDescriptionBuilder, ExitCommand, LogConfig,
+    LogDriver, SdNotifyMode,
+};
+pub use error::{MonitorStage, Result, RuntimeError};
+pub use id::ContainerId;
+pub use info::{ComponentInfo, RuntimeFeatures, RuntimeInfo};
+pub use options::{CreateOptions, CreatedContainer, RestoreOptions};
+pub use runtime::OciRuntime;
+pub use signal::Signal;
+pub use state::{ContainerState, ContainerStatus};

@@ -1,0 +1,207 @@
+//! Running an external command bounded by a time limit.
+//!
+//! [`run_bounded`] is how this crate (and its callers) run short runtime
+//! commands such as `runc state ID`: stdin is `/dev/null`, stdout and stderr
+//! are read concurrently (reading one to its end first can deadlock a child
+//! that fills the other pipe), each captured stream is capped, and when the
+//! limit passes the child is killed and reaped before the error is returned.
+
+use std::ffi::OsStr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use crate::error::ProbeError;
+
+/// The most bytes kept from each of stdout and stderr. Output past this is
+/// read and discarded, so the child never blocks on a full pipe.
+pub const OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// What a finished command produced.
+#[derive(Debug, Clone)]
+pub struct CapturedOutput {
+    /// How the command ended.
+    pub status: ExitStatus,
+    /// Its standard output, at most [`OUTPUT_CAP`] bytes.
+    pub stdout: Vec<u8>,
+    /// Its standard error, at most [`OUTPUT_CAP`] bytes.
+    pub stderr: Vec<u8>,
+}
+
+impl CapturedOutput {
+    /// Standard error as text: invalid UTF-8 replaced, surrounding
+    /// whitespace trimmed.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_owned()
+    }
+
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// Runs `cmd` to completion, waiting at most `limit`.
+///
+/// The child gets stdin from `/dev/null` and piped stdout and stderr
+/// (overriding whatever `cmd` had set), and is killed if the returned future
+/// is dropped. Both pipes are read concurrently with waiting for the child.
+///
+/// # Errors
+///
+/// - [`ProbeError::Spawn`] when the program cannot be started.
+/// - [`ProbeError::Timeout`] when `limit` passes first; the child has then
+///   been sent `SIGKILL` and reaped.
+/// - [`ProbeError::Io`] when reading a pipe or waiting for the child fails.
+///
+/// A non-zero exit status is not an error here: look at
+/// [`CapturedOutput::status`].
+pub async fn run_bounded(mut cmd: Command, limit: Duration) -> Result<CapturedOutput, ProbeError> {
+    let command = render_command(&cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| ProbeError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let finished = tokio::time::timeout(limit, async {
+        tokio::join!(
+            read_capped(stdout, OUTPUT_CAP),
+            read_capped(stderr, OUTPUT_CAP),
+            child.wait(),
+        )
+    })
+    .await;
+
+    match finished {
+        Ok((stdout, stderr, status)) => {
+            let status =
+                status.map_err(|e| ProbeError::io(format!("waiting for `{command}`"), e))?;
+            let stdout =
+                stdout.map_err(|e| ProbeError::io(format!("reading stdout of `{command}`"), e))?;
+            let stderr =
+                stderr.map_err(|e| ProbeError::io(format!("reading stderr of `{command}`"), e))?;
+            Ok(CapturedOutput {
+                status,
+                stdout,
+                stderr,
+            })
+        }
+        Err(_elapsed) => {
+            // `start_kill` fails only when the child was already reaped by
+            // the `wait` above, in which case there is nothing left to kill.
+            let _ = child.start_kill();
+            child
+                .wait()
+                .await
+                .map_err(|e| ProbeError::io(format!("reaping `{command}` after timeout"), e))?;
+            Err(ProbeError::Timeout { command, limit })
+        }
+    }
+}
+
+/// Reads `reader` to its end, keeping at most `cap` bytes and discarding
+/// the rest. A missing reader yields an empty buffer.
+async fn read_capped<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    cap: usize,
+) -> std::io::Result<Vec<u8>> {
+    let Some(mut reader) = reader else {
+        return Ok(Vec::new());
+    };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+}
+
+/// Renders a command line for messages: the program, then each argument,
+/// single-quoted for a POSIX shell where needed.
+///
+/// ```
+/// let mut cmd = tokio::process::Command::new("runc");
+/// cmd.args(["--root", "/run/my runc", "state", "abc"]);
+/// assert_eq!(
+///     state_probe::render_command(&cmd),
+///     "runc --root '/run/my runc' state abc"
+/// );
+/// ```
+pub fn render_command(cmd: &Command) -> String {
+    let std_cmd = cmd.as_std();
+    std::iter::once(std_cmd.get_program())
+        .chain(std_cmd.get_args())
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes one word for a POSIX shell, leaving words made only of safe
+/// characters as they are.
+fn shell_quote(word: &OsStr) -> String {
+    let text = word.to_string_lossy();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote(OsStr::new("abc-1.2/x")), "abc-1.2/x");
+        assert_eq!(shell_quote(OsStr::new("")), "''");
+        assert_eq!(shell_quote(OsStr::new("a b")), "'a b'");
+        assert_eq!(shell_quote(OsStr::new("it's")), r"'it'\''s'");
+        assert_eq!(shell_quote(OsStr::new("$HOME")), "'$HOME'");
+    }
+
+    #[test]
+    fn render_program_and_args() {
+        let mut cmd = Command::new("/usr/sbin/runc");
+        cmd.args(["--log-format=json", "state", "a;b"]);
+        assert_eq!(
+            render_command(&cmd),
+            "/usr/sbin/runc --log-format=json state 'a;b'"
+        );
+    }
+
+    #[test]
+    fn stderr_text_is_lossy_and_trimmed() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = CapturedOutput {
+            status: ExitStatus::from_raw(0),
+            stdout: Vec::new(),
+            stderr: b"  bad \xff byte\n".to_vec(),
+        };
+        assert_eq!(out.stderr_text(), "bad \u{fffd} byte");
+        assert!(out.success());
+    }
+
+    #[tokio::test]
+    async fn read_capped_discards_past_cap() -> std::io::Result<()> {
+        let data: &[u8] = &[7u8; 1000];
+        let kept = read_capped(Some(data), 100).await?;
+        assert_eq!(kept.len(), 100);
+        let kept = read_capped(None::<&[u8]>, 100).await?;
+        assert!(kept.is_empty());
+        Ok(())
+    }
+}

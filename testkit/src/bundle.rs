@@ -1,0 +1,471 @@
+//! OCI bundles whose root filesystem is the system's static busybox.
+//!
+//! [`BundleBuilder`] creates a temporary directory holding `config.json` and
+//! `rootfs/`. The root filesystem contains a copy of the static busybox at
+//! `bin/busybox`, a relative symlink for every applet, the usual top-level
+//! directories, and `/etc/passwd`, `/etc/group` and `/etc/hostname` with a
+//! `root`, a `nobody` and an unprivileged `tester` (uid and gid 1234, also a
+//! member of the supplementary group `extra`, gid 2000).
+//!
+//! The spec starts from [`Spec::default`] (runc's default spec: namespaces,
+//! standard mounts, masked paths, capabilities) and then sets the process,
+//! root, hostname and a modest `RLIMIT_NOFILE`. The directory is removed when
+//! the [`Bundle`] is dropped.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType, Root, Spec, User};
+use tempfile::TempDir;
+
+use crate::error::TestkitError;
+use crate::executable::{write_executable, Contents};
+use crate::guard::is_root;
+
+/// Places where the static busybox is looked for, in order.
+const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
+
+/// `PATH` given to the container process by default.
+pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Hostname given to the container by default.
+pub const DEFAULT_HOSTNAME: &str = "testkit";
+
+/// Uid and gid of the unprivileged `tester` user present in every bundle.
+pub const TESTER_ID: u32 = 1234;
+
+/// Gid of the supplementary group `extra`, of which `tester` is a member.
+pub const EXTRA_GID: u32 = 2000;
+
+/// Soft and hard `RLIMIT_NOFILE` set in every bundle's spec.
+pub const NOFILE_LIMIT: u64 = 1024;
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+tester:x:1234:1234:tester:/home/tester:/bin/sh\n";
+
+const GROUP: &str = "root:x:0:\n\
+nobody:x:65534:\n\
+tester:x:1234:\n\
+extra:x:2000:tester\n";
+
+/// A function that edits the generated spec before it is written.
+type Customizer = Box<dyn FnOnce(&mut Spec)>;
+
+/// Builds an OCI bundle whose rootfs is the system's static busybox.
+///
+/// Defaults: args `["sh"]`; env `PATH=/usr/sbin:/usr/bin:/sbin:/bin` and
+/// `HOME=/root` (plus `TERM=xterm` when a terminal is requested); cwd `/`;
+/// no terminal; user `0:0`; hostname `testkit`; created in
+/// [`std::env::temp_dir`].
+pub struct BundleBuilder {
+    args: Vec<String>,
+    env: Vec<String>,
+    terminal: bool,
+    uid: u32,
+    gid: u32,
+    hostname: String,
+    parent: Option<PathBuf>,
+    customize: Option<Customizer>,
+}
+
+impl fmt::Debug for BundleBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BundleBuilder")
+            .field("args", &self.args)
+            .field("env", &self.env)
+            .field("terminal", &self.terminal)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("hostname", &self.hostname)
+            .field("parent", &self.parent)
+            .field("customize", &self.customize.is_some())
+            .finish()
+    }
+}
+
+impl Default for BundleBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BundleBuilder {
+    /// Starts a builder with the defaults described on [`BundleBuilder`].
+    pub fn new() -> Self {
+        Self {
+            args: vec!["sh".to_string()],
+            env: Vec::new(),
+            terminal: false,
+            uid: 0,
+            gid: 0,
+            hostname: DEFAULT_HOSTNAME.to_string(),
+            parent: None,
+            customize: None,
+        }
+    }
+
+    /// Sets the container process's argv (replacing the default `["sh"]`).
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Appends `KEY=value` entries to the default environment.
+    pub fn env<I, S>(mut self, env: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.env.extend(env.into_iter().map(Into::into));
+        self
+    }
+
+    /// Requests a terminal for the container process (adds `TERM=xterm`).
+    pub fn terminal(mut self, on: bool) -> Self {
+        self.terminal = on;
+        self
+    }
+
+    /// Sets the uid and gid the container process runs as.
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.uid = uid;
+        self.gid = gid;
+        self
+    }
+
+    /// Sets the container's hostname (spec and `/etc/hostname`).
+    pub fn hostname(mut self, name: &str) -> Self {
+        self.hostname = name.to_string();
+        self
+    }
+
+    /// Parent directory in which the bundle's temporary directory is created
+    /// (default: [`std::env::temp_dir`]). It is created if missing. Lets
+    /// tests make very long bundle paths.
+    pub fn in_dir(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.parent = Some(parent.into());
+        self
+    }
+
+    /// Edits the generated spec just before it is written to `config.json`.
+    /// Calling this again replaces the previous function.
+    pub fn customize(mut self, f: impl FnOnce(&mut Spec) + 'static) -> Self {
+        self.customize = Some(Box::new(f));
+        self
+    }
+
+    /// The process environment: the defaults followed by the added entries.
+    fn full_env(&self) -> Vec<String> {
+        let mut env = vec![DEFAULT_PATH_ENV.to_string(), "HOME=/root".to_string()];
+        if self.terminal {
+            env.push("TERM=xterm".to_string());
+        }
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    /// Generates the spec this builder describes, without writing anything
+    /// and without running the customizing function.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Spec`] when a spec element cannot be built.
+    pub fn generate_spec(&self) -> Result<Spec, TestkitError> {
+        let mut spec = Spec::default();
+
+        let mut root = Root::default();
+        root.set_path(PathBuf::from("rootfs"));
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
+
+        let mut user = User::default();
+        user.set_uid(self.uid);
+        user.set_gid(self.gid);
+
+        let nofile = PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(NOFILE_LIMIT)
+            .hard(NOFILE_LIMIT)
+            .build()?;
+
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(self.args.clone()));
+        process.set_env(Some(self.full_env()));
+        process.set_cwd(PathBuf::from("/"));
+        process.set_terminal(Some(self.terminal));
+        process.set_user(user);
+        process.set_rlimits(Some(vec![nofile]));
+        spec.set_process(Some(process));
+
+        spec.set_hostname(Some(self.hostname.clone()));
+        Ok(spec)
+    }
+
+    /// Creates the bundle directory, its root filesystem and `config.json`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::MissingBinary`] when no static busybox is installed,
+    /// [`TestkitError::Io`] when a file cannot be created, and
+    /// [`TestkitError::Spec`] when `config.json` cannot be written.
+    pub fn build(mut self) -> Result<Bundle, TestkitError> {
+        let busybox = find_busybox()?;
+        let parent = self.parent.clone().unwrap_or_else(std::env::temp_dir);
+        fs::create_dir_all(&parent).map_err(TestkitError::io(format!(
+            "creating bundle parent directory {}",
+            parent.display()
+        )))?;
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-bundle-")
+            .tempdir_in(&parent)
+            .map_err(TestkitError::io(format!(
+                "creating bundle directory in {}",
+                parent.display()
+            )))?;
+        let bundle = Bundle { dir };
+
+        populate_rootfs(&bundle.rootfs(), &busybox, &self.hostname)?;
+
+        let mut spec = self.generate_spec()?;
+        if let Some(customize) = self.customize.take() {
+            customize(&mut spec);
+        }
+        spec.save(bundle.config_path())?;
+        Ok(bundle)
+    }
+}
+
+/// An OCI bundle in a temporary directory, removed when dropped.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: TempDir,
+}
+
+impl Bundle {
+    /// The bundle directory (contains `config.json` and `rootfs/`).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The root filesystem directory, `<bundle>/rootfs`.
+    pub fn rootfs(&self) -> PathBuf {
+        self.path().join("rootfs")
+    }
+
+    /// The spec file, `<bundle>/config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.json")
+    }
+
+    /// Reads `config.json` back.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Spec`] when the file is missing or not a valid spec.
+    pub fn spec(&self) -> Result<Spec, TestkitError> {
+        Ok(Spec::load(self.config_path())?)
+    }
+}
+
+/// Finds the static busybox binary on this machine.
+fn find_busybox() -> Result<PathBuf, TestkitError> {
+    BUSYBOX_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .ok_or_else(|| TestkitError::MissingBinary {
+            name: "busybox".to_string(),
+        })
+}
+
+/// Fills `rootfs` with busybox, its applet links, the standard directories
+/// and the files under `/etc`.
+fn populate_rootfs(rootfs: &Path, busybox: &Path, hostname: &str) -> Result<(), TestkitError> {
+    for dir in [
+        "bin", "proc", "sys", "dev", "tmp", "etc", "root", "var", "run",
+    ] {
+        create_dir(&rootfs.join(dir))?;
+    }
+    set_mode(&rootfs.join("tmp"), 0o1777)?;
+    set_mode(&rootfs.join("root"), 0o700)?;
+
+    let target = rootfs.join("bin/busybox");
+    write_executable(&target, Contents::CopyOf(busybox), 0o755)?;
+    link_applets(rootfs, &target)?;
+
+    write_file(&rootfs.join("etc/passwd"), PASSWD)?;
+    write_file(&rootfs.join("etc/group"), GROUP)?;
+    write_file(&rootfs.join("etc/hostname"), &format!("{hostname}\n"))?;
+
+    let home = rootfs.join("home/tester");
+    create_dir(&home)?;
+    if is_root() {
+        std::os::unix::fs::chown(&home, Some(TESTER_ID), Some(TESTER_ID)).map_err(
+            TestkitError::io(format!("changing the owner of {}", home.display())),
+        )?;
+    }
+    Ok(())
+}
+
+/// Creates a relative symlink `<rootfs>/<applet path>` to `bin/busybox` for
+/// every applet listed by `busybox --list-full`.
+fn link_applets(rootfs: &Path, busybox: &Path) -> Result<(), TestkitError> {
+    let context = format!("running {} --list-full", busybox.display());
+    let output = Command::new(busybox)
+        .arg("--list-full")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(TestkitError::io(context.clone()))?;
+    if !output.status.success() {
+        return Err(TestkitError::Io {
+            context,
+            source: std::io::Error::other(format!("exited with {}", output.status)),
+        });
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    for applet in listing.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some(target) = applet_link_target(applet) else {
+            continue;
+        };
+        let link = rootfs.join(applet);
+        if fs::symlink_metadata(&link).is_ok() {
+            continue;
+        }
+        if let Some(dir) = link.parent() {
+            create_dir(dir)?;
+        }
+        symlink(&target, &link).map_err(TestkitError::io(format!(
+            "linking {} to {}",
+            link.display(),
+            target.display()
+        )))?;
+    }
+    Ok(())
+}
+
+/// The relative target of the symlink for an applet path such as
+/// `usr/bin/env` (giving `../../bin/busybox`), or `None` for `bin/busybox`
+/// itself and for paths that are not plain relative paths.
+fn applet_link_target(applet: &str) -> Option<PathBuf> {
+    let path = Path::new(applet);
+    if path == Path::new("bin/busybox") {
+        return None;
+    }
+    let components: Vec<Component<'_>> = path.components().collect();
+    if components.is_empty() || !components.iter().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let depth = components.len() - 1;
+    let mut target = PathBuf::new();
+    for _ in 0..depth {
+        target.push("..");
+    }
+    target.push("bin/busybox");
+    Some(target)
+}
+
+fn create_dir(path: &Path) -> Result<(), TestkitError> {
+    fs::create_dir_all(path).map_err(TestkitError::io(format!(
+        "creating directory {}",
+        path.display()
+    )))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), TestkitError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(TestkitError::io(format!(
+        "setting mode {mode:o} on {}",
+        path.display()
+    )))
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), TestkitError> {
+    fs::write(path, contents).map_err(TestkitError::io(format!("writing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applet_targets_are_relative_to_bin_busybox() {
+        assert_eq!(
+            applet_link_target("usr/bin/env"),
+            Some(PathBuf::from("../../bin/busybox"))
+        );
+        assert_eq!(
+            applet_link_target("bin/sh"),
+            Some(PathBuf::from("../bin/busybox"))
+        );
+        assert_eq!(
+            applet_link_target("linuxrc"),
+            Some(PathBuf::from("bin/busybox"))
+        );
+        assert_eq!(applet_link_target("bin/busybox"), None);
+        assert_eq!(applet_link_target("/bin/sh"), None);
+        assert_eq!(applet_link_target("../escape"), None);
+    }
+
+    #[test]
+    fn generated_spec_has_requested_process_and_defaults() {
+        let spec = BundleBuilder::new()
+            .args(["sh", "-c", "true"])
+            .env(["A=1"])
+            .terminal(true)
+            .user(1234, 2000)
+            .hostname("box")
+            .generate_spec()
+            .expect("spec is generated");
+        let process = spec.process().as_ref().expect("process is set");
+        assert_eq!(
+            process.args().as_deref(),
+            Some(&["sh".to_string(), "-c".into(), "true".into()][..])
+        );
+        assert_eq!(
+            process.env().as_deref(),
+            Some(
+                &[
+                    DEFAULT_PATH_ENV.to_string(),
+                    "HOME=/root".into(),
+                    "TERM=xterm".into(),
+                    "A=1".into()
+                ][..]
+            )
+        );
+        assert_eq!(process.cwd(), Path::new("/"));
+        assert_eq!(process.terminal(), Some(true));
+        assert_eq!(process.user().uid(), 1234);
+        assert_eq!(process.user().gid(), 2000);
+        let rlimits = process.rlimits().as_ref().expect("rlimits are set");
+        assert_eq!(rlimits.len(), 1);
+        assert_eq!(rlimits[0].typ(), PosixRlimitType::RlimitNofile);
+        assert_eq!((rlimits[0].soft(), rlimits[0].hard()), (1024, 1024));
+        assert_eq!(spec.hostname().as_deref(), Some("box"));
+        let root = spec.root().as_ref().expect("root is set");
+        assert_eq!(root.path(), Path::new("rootfs"));
+        assert_eq!(root.readonly(), Some(false));
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .expect("default namespaces are kept");
+        assert!(namespaces.len() >= 5);
+    }
+
+    #[test]
+    fn default_environment_has_no_term_without_terminal() {
+        let builder = BundleBuilder::new();
+        assert_eq!(
+            builder.full_env(),
+            vec![DEFAULT_PATH_ENV.to_string(), "HOME=/root".into()]
+        );
+    }
+}

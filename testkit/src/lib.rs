@@ -1,0 +1,26 @@
+//! Test support for the conmon driver workspace.
+//!
+//! This crate is only ever used as a dev-dependency. It provides:
+//!
+//! - [`guard`]: environment checks ([`require`], [`find_binary`]) so that a
+//!   test needing root or an external binary is skipped loudly on a developer
+//!   machine and fails under CI, never passing silently;
+//! - [`bundle`]: OCI bundles whose root filesystem is the system's static
+//!   busybox ([`BundleBuilder`], [`Bundle`]);
+//! - [`fakes`]: small shell scripts that imitate an OCI runtime or conmon and
+//!   misbehave on purpose, for fault-injection tests ([`fake_runtime`],
+//!   [`fake_conmon`], [`recorded_calls`]);
+//! - [`error`]: the crate's error type, [`TestkitError`].
+
+pub mod bundle;
+pub mod error;
+mod executable;
+pub mod fakes;
+pub mod guard;
+
+pub use bundle::{Bundle, BundleBuilder};
+pub use error::TestkitError;
+pub use fakes::{
+    fake_conmon, fake_runtime, recorded_calls, FakeConmonBehaviour, FakeRuntimeBehaviour,
+};
+pub use guard::{find_binary, is_root, require, Need};
