@@ -1,0 +1,291 @@
+//! Every way a create can fail gives a typed error and leaves nothing
+//! behind: no process, no exit file, no persist dir, no run dir the launch
+//! made. Real conmon and runc where the failure is real; fake runtimes and a
+//! fake conmon where it has to be provoked.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use conmon_driver::ConmonRuntime;
+use runtime_api::{ContainerId, CreateOptions, MonitorStage, OciRuntime, RuntimeError};
+use testkit::{fake_conmon, fake_runtime, FakeConmonBehaviour, FakeRuntimeBehaviour};
+
+#[test]
+fn a_missing_runtime_is_an_invalid_argument_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("no-such-runtime-xyz", dir.path());
+    // A directory among the candidates is skipped, not taken.
+    config.runtime_paths = vec![dir.path().to_path_buf()];
+    let err = ConmonRuntime::new(config).unwrap_err();
+    assert!(matches!(err, RuntimeError::InvalidArgument(_)), "{err:?}");
+    assert!(err.to_string().contains("no-such-runtime-xyz"), "{err}");
+    assert_eq!(err.exit_code(), 125);
+}
+
+#[test]
+fn an_unknown_cgroup_manager_is_rejected() {
+    let err = "cgroupv3"
+        .parse::<conmon_driver::CgroupManager>()
+        .unwrap_err();
+    assert!(err.to_string().contains("cgroupv3"), "{err}");
+}
+
+#[test]
+fn invalid_ids_never_reach_the_driver() {
+    for bad in ["../x", "a/b", "", &"a".repeat(129), "nul\0", "has space"] {
+        let err = ContainerId::new(bad).unwrap_err();
+        assert!(matches!(err, RuntimeError::InvalidArgument(_)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_executable_is_command_not_found_127() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("noexec");
+    let b = bundle(&["/no/such/program"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::OciCommandNotFound { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 127);
+    assert!(err.to_string().contains("/no/such/program"), "{err}");
+    s.assert_nothing_left(&id);
+    assert!(
+        !s.run_dir(&id).exists(),
+        "the run dir the launch made is left"
+    );
+    assert!(runc_lists(&id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_executable_program_is_permission_denied_126() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("noperm");
+    let b = bundle(&["/etc/passwd"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::OciPermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 126);
+    s.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_failing_with_empty_stderr_is_the_eof_path() {
+    if !need_runc() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_runtime(
+        dir.path(),
+        "silent-rt",
+        FakeRuntimeBehaviour::FailSilently { code: 1 },
+    )
+    .unwrap();
+    let mut config = config("silent-rt", dir.path());
+    config.runtime_paths = vec![fake];
+    let s = setup_with(config, dir);
+    let id = unique_id("silent");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        RuntimeError::MonitorFailed { stage, message, .. } => {
+            assert_eq!(*stage, MonitorStage::SyncRecord);
+            assert!(
+                message.contains("without writing a status record"),
+                "{message}"
+            );
+        }
+        other => panic!("expected MonitorFailed, got {other:?}"),
+    }
+    s.assert_nothing_left(&id);
+    // The launch deleted the container from the runtime on the way out.
+    let calls = testkit::recorded_calls(s.dir.path()).unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.first().map(String::as_str) == Some("create")),
+        "{calls:?}"
+    );
+    assert_eq!(calls.last().unwrap(), &["delete", "--force", id.as_str()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_error_log_line_is_classified() {
+    if !need_runc() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_runtime(
+        dir.path(),
+        "logging-rt",
+        FakeRuntimeBehaviour::OciLogError {
+            msg: "exec /bin/app: permission denied".into(),
+        },
+    )
+    .unwrap();
+    let mut config = config("logging-rt", dir.path());
+    config.runtime_paths = vec![fake];
+    config.runtimes_with_json_errors.push("logging-rt".into());
+    let s = setup_with(config, dir);
+    let id = unique_id("logged");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::OciPermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("exec /bin/app: permission denied"),
+        "{err}"
+    );
+    s.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conmon_rejecting_its_arguments_reports_its_stderr() {
+    if !need_runc() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conmon = fake_conmon(
+        dir.path(),
+        FakeConmonBehaviour::ExitWith {
+            code: 1,
+            message: "[conmon:e]: Runtime path /x is not valid".into(),
+        },
+    )
+    .unwrap();
+    let mut config = config("runc", dir.path());
+    config.conmon_path = Some(conmon);
+    let s = setup_with(config, dir);
+    let id = unique_id("badconmon");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        RuntimeError::MonitorFailed {
+            stage,
+            message,
+            stderr,
+        } => {
+            assert_eq!(*stage, MonitorStage::ParentExit);
+            assert!(message.contains("status 1"), "{message}");
+            assert!(stderr.contains("Runtime path /x is not valid"), "{stderr}");
+        }
+        other => panic!("expected MonitorFailed, got {other:?}"),
+    }
+    s.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_fail_before_anything_is_spawned() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("badinput");
+    let b = bundle(&["true"]);
+    let mismatch = s.describe(&id, &b).preserved_fds(2).build().unwrap();
+    let err = s
+        .runtime
+        .create(&mismatch, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("preserves 2 fds but 0"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let no_config =
+        runtime_api::ContainerDescription::builder(id.clone(), empty.path(), s.run_dir(&id))
+            .log(runtime_api::LogDriver::None, "")
+            .build()
+            .unwrap();
+    let err = s
+        .runtime
+        .create(&no_config, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no config.json"), "{err}");
+    s.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_on_an_unknown_container_are_typed_errors() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("ghost");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    assert!(matches!(
+        s.runtime.status(&c).await,
+        Err(RuntimeError::NoSuchContainer { .. })
+    ));
+    assert!(matches!(
+        s.runtime.stop(&c, Duration::from_secs(1), false).await,
+        Err(RuntimeError::NoSuchContainer { .. })
+    ));
+    let started = Instant::now();
+    assert!(matches!(
+        s.runtime.wait(&c, Duration::from_secs(30)).await,
+        Err(RuntimeError::NoSuchContainer { .. })
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "wait on nothing hung"
+    );
+    assert!(matches!(
+        s.runtime.start(&c).await,
+        Err(RuntimeError::RuntimeFailed { .. })
+    ));
+    assert!(!s.runtime.monitor_alive(&c).await.unwrap());
+    // Delete is idempotent.
+    s.runtime.delete(&c).await.unwrap();
+}
+
+fn runc_lists(id: &ContainerId) -> Vec<String> {
+    let out = std::process::Command::new("runc")
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| *l == id.as_str())
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,163 @@
+//! Launches that hang or garble, run one after the other in a binary of
+//! their own so that this process's fd table and the host's process list
+//! can be compared before and after without other tests interfering.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use runtime_api::{CreateOptions, MonitorStage, OciRuntime, RuntimeError};
+use testkit::{fake_conmon, FakeConmonBehaviour};
+
+fn open_fds() -> BTreeSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some(format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect()
+}
+
+/// Live (not zombie) processes running the fake conmon's `sleep 100000`.
+fn fake_sleepers() -> usize {
+    processes_mentioning("sleep 100000")
+        .into_iter()
+        .filter(|(pid, _)| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
+    if !need_runc() {
+        return;
+    }
+    let sleepers_before = fake_sleepers();
+    // Warm up lazily opened fds (tokio's signal pipe, the pidfd epoll...)
+    // with one full lifecycle before taking the baseline.
+    let s = setup("runc", &[]);
+    let id = unique_id("warmup");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    s.runtime.wait(&c, Duration::from_secs(30)).await.unwrap();
+    s.runtime.delete(&c).await.unwrap();
+    drop(s);
+    let fds_before = open_fds();
+
+    // 1. conmon that never writes its sync record: a timeout within the
+    //    short limit, and conmon's child is killed.
+    let dir = tempfile::tempdir().unwrap();
+    let conmon = fake_conmon(dir.path(), FakeConmonBehaviour::NeverReports).unwrap();
+    let mut cfg = config("runc", dir.path());
+    cfg.conmon_path = Some(conmon);
+    cfg.timeouts.create = Duration::from_millis(700);
+    let s = setup_with(cfg, dir);
+    let id = unique_id("silentconmon");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let started = Instant::now();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(err, RuntimeError::Timeout { limit, .. } if limit == Duration::from_millis(700)),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(10), "timeout took {took:?}");
+    assert_eq!(
+        fake_sleepers(),
+        sleepers_before,
+        "conmon's child survived the timeout"
+    );
+    s.assert_nothing_left(&id);
+    assert!(!s.run_dir(&id).exists());
+    drop(s);
+
+    // 2. conmon that writes garbage: the bytes are quoted in the error.
+    let dir = tempfile::tempdir().unwrap();
+    let conmon = fake_conmon(
+        dir.path(),
+        FakeConmonBehaviour::WritesRaw {
+            raw: "garbage{\"da".into(),
+        },
+    )
+    .unwrap();
+    let mut cfg = config("runc", dir.path());
+    cfg.conmon_path = Some(conmon);
+    let s = setup_with(cfg, dir);
+    let id = unique_id("garbled");
+    let c = s.describe(&id, &b).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        RuntimeError::MonitorFailed { stage, message, .. } => {
+            assert_eq!(*stage, MonitorStage::SyncRecord);
+            assert!(message.contains("garbage{"), "{message}");
+        }
+        other => panic!("expected MonitorFailed, got {other:?}"),
+    }
+    assert_eq!(fake_sleepers(), sleepers_before);
+    s.assert_nothing_left(&id);
+    drop(s);
+
+    // 3. A real failing create (missing executable).
+    let s = setup("runc", &[]);
+    let id = unique_id("leakcheck");
+    let missing = bundle(&["/missing"]);
+    let c = s.describe(&id, &missing).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 127);
+    s.assert_nothing_left(&id);
+    drop(s);
+
+    // 4. A full successful lifecycle.
+    let s = setup("runc", &[]);
+    let id = unique_id("leakcheck-ok");
+    let c = s.describe(&id, &b).build().unwrap();
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    assert_eq!(
+        s.runtime.wait(&c, Duration::from_secs(30)).await.unwrap(),
+        0
+    );
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+    drop(s);
+
+    assert_eq!(open_fds(), fds_before, "fds leaked by the launches");
+}
