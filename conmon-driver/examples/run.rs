@@ -46,7 +46,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -234,13 +234,13 @@ fn main() -> ExitCode {
     let request = match parse_args(std::env::args_os().skip(1)) {
         Ok(request) => request,
         Err(message) => {
-            eprintln!("run: {message}\n\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "run: {message}\n\n{USAGE}");
             return ExitCode::from(USAGE_EXIT);
         }
     };
     let options = match request {
         Request::Help => {
-            println!("{USAGE}");
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Request::Run(options) => options,
@@ -251,6 +251,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let tokio = match tokio::runtime::Builder::new_multi_thread()
@@ -260,7 +261,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Error: starting the async runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "Error: starting the async runtime: {e}");
             return ExitCode::from(USAGE_EXIT);
         }
     };
@@ -270,7 +271,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Exited(code)) => u8::try_from(code).unwrap_or(USAGE_EXIT),
         Ok(Outcome::Interrupted) => INTERRUPTED_EXIT,
         Err(e) => {
-            eprintln!("Error: {e}");
+            let _ = writeln!(std::io::stderr(), "Error: {e}");
             u8::try_from(e.exit_code()).unwrap_or(USAGE_EXIT)
         }
     };
@@ -291,7 +292,7 @@ fn interruptions() -> Result<watch::Receiver<bool>, RuntimeError> {
             _ = sigint.recv() => "SIGINT",
             _ = sigterm.recv() => "SIGTERM",
         };
-        eprintln!("run: got {name}; stopping the container");
+        let _ = writeln!(std::io::stderr(), "run: got {name}; stopping the container");
         let _ = tx.send(true);
     });
     Ok(rx)
@@ -406,33 +407,46 @@ async fn run(options: Options) -> Result<Outcome, DemoError> {
             .terminal(terminal)
             .build()?;
 
+    if *interrupted.borrow() {
+        return Ok(Outcome::Interrupted);
+    }
     // A failed create cleans up after itself.
     runtime.create(&container, CreateOptions::default()).await?;
     let outcome = run_created(&runtime, &container, interrupted).await;
     // Whatever happened, the container goes, and with it conmon.
     let deleted = runtime.delete(&container).await;
-    if let Err(e) = &deleted {
-        if outcome.is_ok() {
-            // Reported below as the error of the run.
-        } else {
-            eprintln!("Error: deleting container {}: {e}", container.id());
-        }
-    }
     // Print what the container wrote, also after an error or interruption.
-    match read_k8s_log(&log_path) {
-        Ok((stdout, stderr)) => {
-            let _ = std::io::stdout().write_all(&stdout);
-            let _ = std::io::stdout().flush();
-            let _ = std::io::stderr().write_all(&stderr);
-        }
-        Err(e) if outcome.is_ok() && deleted.is_ok() => return Err(e.into()),
-        Err(_) => {}
+    let logged = read_k8s_log(&log_path).map(|(stdout, stderr)| {
+        let _ = std::io::stdout().write_all(&stdout);
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(&stderr);
+    });
+    if deleted.is_err() {
+        // The container may still use its bundle: keep the files for
+        // whoever cleans up by hand.
+        std::mem::forget(built_bundle);
+        let _ = writeln!(
+            std::io::stderr(),
+            "run: leaving {} in place",
+            work.keep().display()
+        );
     }
-    drop(built_bundle);
-    drop(work);
-    let outcome = outcome?;
-    deleted?;
-    Ok(outcome)
+    match (outcome, deleted) {
+        (Ok(outcome), Ok(())) => {
+            logged?;
+            Ok(outcome)
+        }
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), Ok(())) => Err(e.into()),
+        (Err(e), Err(delete)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "Error: deleting container {}: {delete}",
+                container.id()
+            );
+            Err(e.into())
+        }
+    }
 }
 
 /// Starts the created container and waits for it, stopping it when a

@@ -289,3 +289,31 @@ fn runc_lists(id: &ContainerId) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+#[test]
+fn new_creates_the_tmp_dirs_with_mode_0750() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_runtime(dir.path(), "any-rt", FakeRuntimeBehaviour::Succeed).unwrap();
+    let mut config = config("any-rt", dir.path());
+    config.runtime_paths = vec![fake.clone()];
+    let runtime = ConmonRuntime::new(config).unwrap();
+    assert_eq!(runtime.runtime_path(), fake);
+    for sub in ["exits", "socket", "persist"] {
+        let mode = std::fs::metadata(dir.path().join("tmp").join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750, "{sub}");
+    }
+    let mut relative = config_relative();
+    relative.runtime_paths = vec![fake];
+    assert!(ConmonRuntime::new(relative)
+        .unwrap_err()
+        .to_string()
+        .contains("absolute"));
+}
+
+fn config_relative() -> conmon_driver::ConmonConfig {
+    conmon_driver::ConmonConfig::new("any-rt", "relative/tmp")
+}

@@ -3,7 +3,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ async fn runs_to_exit_code_with_both_streams_logged() {
     let id = unique_id("exit3");
     let b = bundle(&["sh", "-c", "echo out; echo err >&2; exit 3"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
 
     let created = s
         .runtime
@@ -66,6 +66,7 @@ async fn pause_resume_and_stop_escalates_to_sigkill() {
     // `sleep` as pid 1 has no SIGTERM handler, so the kernel ignores SIGTERM.
     let b = bundle(&["sleep", "60"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await
@@ -117,17 +118,16 @@ async fn stop_returns_quickly_when_the_process_honours_sigterm() {
     }
     let s = setup("runc", &[]);
     let id = unique_id("polite");
-    let b = bundle(&[
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
-    ]);
+    let script = format!("trap 'exit 0' TERM; {ANNOUNCE_READY}; while :; do sleep 1 & wait; done");
+    let b = bundle(&["sh", "-c", &script]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await
         .unwrap();
     s.runtime.start(&c).await.unwrap();
+    await_ready(&b).await;
     assert_eq!(
         s.runtime.status(&c).await.unwrap().status,
         ContainerStatus::Running
@@ -153,17 +153,16 @@ async fn kill_delivers_a_signal_and_the_exit_code_reflects_it() {
     }
     let s = setup("runc", &[]);
     let id = unique_id("killme");
-    let b = bundle(&[
-        "sh",
-        "-c",
-        "trap 'exit 42' USR1; while :; do sleep 1 & wait; done",
-    ]);
+    let script = format!("trap 'exit 42' USR1; {ANNOUNCE_READY}; while :; do sleep 1 & wait; done");
+    let b = bundle(&["sh", "-c", &script]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await
         .unwrap();
     s.runtime.start(&c).await.unwrap();
+    await_ready(&b).await;
     s.runtime
         .kill(&c, "USR1".parse::<Signal>().unwrap(), false)
         .await
@@ -185,9 +184,10 @@ async fn a_preserved_fd_reaches_the_container() {
     let id = unique_id("preserve");
     let b = bundle(&["sh", "-c", "cat <&3"]);
     let c = s.describe(&id, &b).preserved_fds(1).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let options = CreateOptions {
-        preserved_fds: vec![OwnedFd::from(read_end)],
+        preserved_fds: vec![read_end],
         ..CreateOptions::default()
     };
     s.runtime.create(&c, options).await.unwrap();
@@ -214,6 +214,7 @@ async fn works_through_an_arc_dyn_oci_runtime() {
     let id = unique_id("dyn");
     let b = bundle(&["true"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     let runtime: Arc<dyn OciRuntime> = Arc::new(s.runtime);
     assert_eq!(runtime.name(), "runc");
     assert!(runtime.path().ends_with("runc"));

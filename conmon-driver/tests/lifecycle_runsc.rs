@@ -19,6 +19,7 @@ async fn runsc_runs_pauses_resumes_stops_and_exits() {
     let id = unique_id("gvisor");
     let b = bundle(&["sh", "-c", "echo out; echo err >&2; exit 3"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await
@@ -41,8 +42,10 @@ async fn runsc_runs_pauses_resumes_stops_and_exits() {
     s.assert_nothing_left(&id);
 
     let id = unique_id("gvisor-sleep");
-    let b = bundle(&["sh", "-c", "trap '' TERM; exec sleep 60"]);
+    let script = format!("trap '' TERM; {ANNOUNCE_READY}; exec sleep 60");
+    let b = bundle(&["sh", "-c", &script]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await

@@ -56,6 +56,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     let id = unique_id("warmup");
     let b = bundle(&["true"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await
@@ -77,6 +78,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     let id = unique_id("silentconmon");
     let b = bundle(&["true"]);
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     let started = Instant::now();
     let err = s
         .runtime
@@ -112,6 +114,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     let s = setup_with(cfg, dir);
     let id = unique_id("garbled");
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     let err = s
         .runtime
         .create(&c, CreateOptions::default())
@@ -133,6 +136,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     let id = unique_id("leakcheck");
     let missing = bundle(&["/missing"]);
     let c = s.describe(&id, &missing).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     let err = s
         .runtime
         .create(&c, CreateOptions::default())
@@ -146,6 +150,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     let s = setup("runc", &[]);
     let id = unique_id("leakcheck-ok");
     let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
     s.runtime
         .create(&c, CreateOptions::default())
         .await

@@ -73,6 +73,16 @@ impl Setup {
         self.dir.path().join("logs").join(format!("{id}.log"))
     }
 
+    /// Deletes container `id` from the runtime when dropped, so that a
+    /// failing assertion does not leave a container running.
+    pub fn cleanup_on_drop(&self, id: &ContainerId) -> DeleteOnDrop {
+        DeleteOnDrop {
+            runtime: self.runtime.runtime_path().to_path_buf(),
+            flags: self.runtime.config().runtime_flags.clone(),
+            id: id.to_string(),
+        }
+    }
+
     pub fn describe(&self, id: &ContainerId, bundle: &Bundle) -> ContainerDescriptionBuilder {
         std::fs::create_dir_all(self.dir.path().join("logs")).unwrap();
         ContainerDescription::builder(id.clone(), bundle.path(), self.run_dir(id))
@@ -97,6 +107,27 @@ impl Setup {
     }
 }
 
+/// See [`Setup::cleanup_on_drop`].
+pub struct DeleteOnDrop {
+    runtime: PathBuf,
+    flags: Vec<String>,
+    id: String,
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new(&self.runtime)
+                .args(&self.flags)
+                .args(["delete", "--force", &self.id])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 pub fn bundle(args: &[&str]) -> Bundle {
     BundleBuilder::new()
         .args(args.iter().copied())
@@ -117,4 +148,17 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
             cmdline.contains(needle).then_some((pid, cmdline))
         })
         .collect()
+}
+
+/// Shell text a container runs once it is ready (its traps are set): it
+/// drops `/ready` into its root filesystem with an atomic rename.
+pub const ANNOUNCE_READY: &str = "echo 0 > /ready.tmp && mv /ready.tmp /ready";
+
+/// Waits (on inotify, through the exit-file watcher, since the marker holds
+/// an integer) until the container in `bundle` has announced readiness.
+pub async fn await_ready(bundle: &Bundle) {
+    let marker = bundle.rootfs().join("ready");
+    state_probe::wait_for_exit_file(&marker, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("container never announced readiness: {e}"));
 }
