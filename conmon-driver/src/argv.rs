@@ -130,6 +130,9 @@ impl ConmonArgv<'_> {
         } else if c.stdin() {
             args.push("-i");
         }
+        if c.leave_stdin_open() {
+            args.push("--leave-stdin-open");
+        }
         if !config.enable_keyring {
             args.push("--no-new-keyring");
         }

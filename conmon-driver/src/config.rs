@@ -92,6 +92,12 @@ pub struct Timeouts {
     pub kill_wait: Duration,
     /// Probes: `--version`, `checkpoint --help`, package queries.
     pub probe: Duration,
+    /// `RUNTIME checkpoint` and `RUNTIME update`.
+    pub checkpoint: Duration,
+    /// Sending an sd-notify datagram.
+    pub notify: Duration,
+    /// Connecting to the attach socket, and writing a resize to `ctl`.
+    pub attach: Duration,
 }
 
 impl Default for Timeouts {
@@ -104,6 +110,9 @@ impl Default for Timeouts {
             delete: Duration::from_secs(60),
             kill_wait: Duration::from_secs(5),
             probe: Duration::from_secs(10),
+            checkpoint: Duration::from_secs(300),
+            notify: Duration::from_secs(5),
+            attach: Duration::from_secs(10),
         }
     }
 }

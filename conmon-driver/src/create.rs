@@ -49,6 +49,8 @@ pub(crate) async fn create(
         restore,
         preserved_fds,
         listen_fds,
+        reserved_ports,
+        extra_fds,
     } = options;
     if preserved_fds.len() != container.preserved_fds() as usize {
         return Err(RuntimeError::InvalidArgument(format!(
@@ -79,6 +81,10 @@ pub(crate) async fn create(
         0
     };
 
+    // Bound before anything is created or spawned: a port in use fails
+    // the create with nothing to undo.
+    let port_sockets = crate::ports::bind_ports(&reserved_ports)?;
+
     let files = ContainerFiles::new(&rt.config, container);
     let created_run_dir = !container.run_dir().exists();
     create_dir_with_mode(container.run_dir(), 0o700)?;
@@ -104,8 +110,17 @@ pub(crate) async fn create(
         conmon: None,
         pgid: None,
     };
-    match launch.run(pass_fds, listen_count, restore.as_ref()).await {
-        Ok(created) => Ok(created),
+    let handed = HandedFds {
+        pass: pass_fds,
+        listen_count,
+        ports: port_sockets,
+        extra: extra_fds,
+    };
+    match launch.run(handed, restore.as_ref()).await {
+        Ok(mut created) => {
+            notify_systemd(rt, container, &mut created);
+            Ok(created)
+        }
         Err(err) => {
             launch.undo().await;
             Err(err)
@@ -113,13 +128,46 @@ pub(crate) async fn create(
     }
 }
 
+/// The fds conmon receives besides its pipes.
+struct HandedFds {
+    /// Preserved or socket-activation fds, at 3, 4, ...
+    pass: Vec<OwnedFd>,
+    /// How many of `pass` are socket-activation fds.
+    listen_count: u32,
+    /// Reserved port sockets, after the pipes.
+    ports: Vec<OwnedFd>,
+    /// Named fds, after the ports.
+    extra: Vec<runtime_api::NamedFd>,
+}
+
+/// Sends `MAINPID` (and `READY=1` in conmon mode) to the caller's notify
+/// socket; a failure is a warning, as it does not stop the container.
+fn notify_systemd(rt: &ConmonRuntime, c: &ContainerDescription, created: &mut CreatedContainer) {
+    let Some(socket) = &rt.config.notify_socket else {
+        return;
+    };
+    let Some(message) = crate::notify::message(c.sd_notify(), created.monitor_pid) else {
+        return;
+    };
+    if let Err(e) = crate::notify::send(socket, &message, rt.config.timeouts.notify) {
+        let warning = format!("cannot notify systemd through {}: {e}", socket.display());
+        warn!(container = %c.id(), "{warning}");
+        created.warnings.push(warning);
+    }
+}
+
 impl Launch<'_> {
     async fn run(
         &mut self,
-        pass_fds: Vec<OwnedFd>,
-        listen_count: u32,
+        handed: HandedFds,
         restore: Option<&runtime_api::RestoreOptions>,
     ) -> Result<CreatedContainer, RuntimeError> {
+        let HandedFds {
+            pass: pass_fds,
+            listen_count,
+            ports,
+            extra,
+        } = handed;
         let rt = self.rt;
         let c = self.container;
         let deadline = Instant::now() + rt.config.timeouts.create;
@@ -141,6 +189,17 @@ impl Launch<'_> {
             .map_err(sync_err)?;
         plan.place(start_child.as_raw_fd(), numbers.start)
             .map_err(sync_err)?;
+        let mut next = numbers.start + 1;
+        for socket in &ports {
+            plan.place(socket.as_raw_fd(), next).map_err(sync_err)?;
+            next += 1;
+        }
+        let mut extra_fds = Vec::with_capacity(extra.len());
+        for named in &extra {
+            plan.place(named.fd.as_raw_fd(), next).map_err(sync_err)?;
+            extra_fds.push((named.name.clone(), next));
+            next += 1;
+        }
         // Only the placed fds may reach conmon, whatever the caller's
         // process left inheritable.
         plan.seal_unplaced();
@@ -187,7 +246,7 @@ impl Launch<'_> {
         self.conmon = Some(child);
         // conmon holds its own copies now; ours must close so that its exit
         // shows as EOF on the sync pipe.
-        drop((sync_child, start_child, pass_fds));
+        drop((sync_child, start_child, pass_fds, ports, extra));
 
         let mut reader = SyncReader::new(sync_parent).map_err(sync_err)?;
         match StartSignal::new(start_parent).send() {
@@ -276,7 +335,12 @@ impl Launch<'_> {
             }
         })?;
         debug!(container = %c.id(), pid, monitor_pid, "container created");
-        Ok(CreatedContainer { pid, monitor_pid })
+        Ok(CreatedContainer {
+            pid,
+            monitor_pid,
+            extra_fds,
+            warnings: Vec::new(),
+        })
     }
 
     /// The error for a runtime that failed to create the container: the

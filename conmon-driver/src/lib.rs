@@ -34,14 +34,20 @@
 //! ```
 
 mod argv;
+mod attach_session;
 mod config;
 mod create;
 mod env;
 mod errors;
+mod exec_spec;
+mod exec_user;
 mod files;
 mod info;
 mod k8s_log;
 mod lifecycle;
+mod log_tag;
+mod notify;
+mod ports;
 mod process_group;
 mod resolve;
 mod runtime;
@@ -50,7 +56,10 @@ mod runtime_cli;
 pub use argv::ConmonArgv;
 pub use config::{CgroupManager, ConmonConfig, LogLevel, Timeouts};
 pub use env::ConmonEnv;
+pub use exec_spec::{build_exec_process, write_process_spec, PROCESS_SPEC_FILE};
+pub use exec_user::{resolve_exec_user, ExecUser};
 pub use k8s_log::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
+pub use log_tag::{render_log_tag, LogTagData};
 pub use resolve::CONMON_CANDIDATES;
 pub use runtime::ConmonRuntime;
 pub use runtime_cli::Subcommand;

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use runtime_api::{
-    ContainerDescription, ContainerState, ContainerStatus, CreateOptions, CreatedContainer,
-    OciRuntime, Result, RuntimeError, RuntimeFeatures, RuntimeInfo, Signal,
+    AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
+    ContainerState, ContainerStatus, CreateOptions, CreatedContainer, LinuxResources, OciRuntime,
+    Result, RuntimeError, RuntimeFeatures, RuntimeInfo, Signal, TerminalSize,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use tracing::{debug, info_span, warn, Instrument};
@@ -317,6 +318,87 @@ impl OciRuntime for ConmonRuntime {
     async fn resume(&self, c: &ContainerDescription) -> Result<()> {
         self.cli
             .run(Subcommand::Resume(c.id()), self.config.timeouts.signal)
+            .await
+            .map(drop)
+    }
+
+    async fn attach(
+        &self,
+        c: &ContainerDescription,
+        streams: AttachStreams,
+        options: AttachOptions,
+    ) -> Result<AttachOutcome> {
+        crate::attach_session::attach(self, c, streams, options)
+            .instrument(info_span!("attach", container = %c.id()))
+            .await
+    }
+
+    async fn resize_terminal(&self, c: &ContainerDescription, size: TerminalSize) -> Result<()> {
+        let files = self.files(c);
+        if files.exit_file.exists() {
+            return Err(RuntimeError::ContainerNotRunning {
+                id: c.id().to_string(),
+            });
+        }
+        let size = attach::TerminalSize::new(size.rows, size.cols)
+            .map_err(|e| crate::attach_session::from_attach(c, e))?;
+        attach::resize(&c.bundle().join("ctl"), size, self.config.timeouts.attach)
+            .await
+            .map_err(|e| match e {
+                attach::AttachError::ControlUnavailable { .. } => {
+                    RuntimeError::ContainerNotRunning {
+                        id: c.id().to_string(),
+                    }
+                }
+                other => crate::attach_session::from_attach(c, other),
+            })
+    }
+
+    async fn checkpoint(
+        &self,
+        c: &ContainerDescription,
+        options: &CheckpointOptions,
+    ) -> Result<Duration> {
+        options.validate()?;
+        let started = std::time::Instant::now();
+        self.cli
+            .run(
+                Subcommand::Checkpoint {
+                    id: c.id(),
+                    options,
+                },
+                self.config.timeouts.checkpoint,
+            )
+            .instrument(info_span!("checkpoint", container = %c.id()))
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    async fn update_resources(
+        &self,
+        c: &ContainerDescription,
+        resources: &LinuxResources,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(resources).map_err(|e| {
+            RuntimeError::InvalidArgument(format!("resources cannot be serialized: {e}"))
+        })?;
+        // Removed when dropped, whatever the runtime answers.
+        let mut file = tempfile::Builder::new()
+            .prefix("resources-")
+            .suffix(".json")
+            .tempfile_in(&self.config.tmp_dir)
+            .map_err(|e| RuntimeError::io("creating the resources file", e))?;
+        std::io::Write::write_all(&mut file, &json)
+            .map_err(|e| RuntimeError::io("writing the resources file", e))?;
+        self.cli
+            .run(
+                Subcommand::Update {
+                    id: c.id(),
+                    resources: file.path(),
+                },
+                self.config.timeouts.checkpoint,
+            )
+            .instrument(info_span!("update", container = %c.id()))
             .await
             .map(drop)
     }

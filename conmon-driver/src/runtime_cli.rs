@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runtime_api::{ContainerId, RuntimeError, Signal};
+use runtime_api::{CheckpointOptions, ContainerId, RuntimeError, Signal};
 use state_probe::{run_bounded, CapturedOutput, StateProbe};
 
 use crate::errors::from_probe;
@@ -34,6 +34,22 @@ pub enum Subcommand<'a> {
     Pause(&'a ContainerId),
     /// `resume ID`
     Resume(&'a ContainerId),
+    /// `checkpoint --image-path P --work-path W [--leave-running]
+    /// [--tcp-established] [--file-locks] [--pre-dump] [--parent-path
+    /// ../DIR] ID`
+    Checkpoint {
+        /// The container.
+        id: &'a ContainerId,
+        /// The options.
+        options: &'a CheckpointOptions,
+    },
+    /// `update --resources FILE ID`
+    Update {
+        /// The container.
+        id: &'a ContainerId,
+        /// The JSON file holding the `LinuxResources`.
+        resources: &'a Path,
+    },
     /// `checkpoint --help` (the checkpoint support probe)
     CheckpointHelp,
     /// `--version`
@@ -67,6 +83,34 @@ impl Subcommand<'_> {
             Self::DeleteForce(id) => v(&["delete", "--force", id.as_str()]),
             Self::Pause(id) => v(&["pause", id.as_str()]),
             Self::Resume(id) => v(&["resume", id.as_str()]),
+            Self::Checkpoint { id, options } => {
+                let mut args = vec!["checkpoint".to_string(), "--image-path".to_string()];
+                args.push(options.image_path.display().to_string());
+                args.push("--work-path".into());
+                args.push(options.work_path.display().to_string());
+                for (on, flag) in [
+                    (options.leave_running, "--leave-running"),
+                    (options.tcp_established, "--tcp-established"),
+                    (options.file_locks, "--file-locks"),
+                    (options.pre_dump, "--pre-dump"),
+                ] {
+                    if on {
+                        args.push(flag.into());
+                    }
+                }
+                if let (false, Some(parent)) = (options.pre_dump, &options.parent) {
+                    args.push("--parent-path".into());
+                    args.push(format!("../{parent}"));
+                }
+                args.push(id.to_string());
+                args
+            }
+            Self::Update { id, resources } => vec![
+                "update".into(),
+                "--resources".into(),
+                resources.display().to_string(),
+                id.to_string(),
+            ],
             Self::CheckpointHelp => v(&["checkpoint", "--help"]),
             Self::Version => v(&["--version"]),
         }

@@ -315,6 +315,23 @@ fn terminal_wins_over_stdin_and_stdin_alone_is_i() {
     };
     assert_eq!(tty, tail("-t"));
     assert_eq!(stdin, tail("-i"));
+    let reattachable = Case::new(config(), container().stdin(true).leave_stdin_open(true)).argv();
+    assert_eq!(
+        reattachable,
+        expect(&[
+            HEAD,
+            &[
+                "-l",
+                "k8s-file:/r/ctr.log",
+                "--log-level",
+                "warning",
+                "--syslog"
+            ],
+            OCI_LOG,
+            &["-i", "--leave-stdin-open"],
+            PIDFILE,
+        ])
+    );
 }
 
 #[test]

@@ -106,6 +106,7 @@ pub struct ContainerDescription {
     conmon_pidfile: PathBuf,
     terminal: bool,
     stdin: bool,
+    leave_stdin_open: bool,
     log: LogConfig,
     exit_command: Option<ExitCommand>,
     preserved_fds: u32,
@@ -135,6 +136,7 @@ impl ContainerDescription {
                 run_dir,
                 terminal: false,
                 stdin: false,
+                leave_stdin_open: false,
                 log: LogConfig::default(),
                 exit_command: None,
                 preserved_fds: 0,
@@ -182,6 +184,11 @@ impl ContainerDescription {
     /// Whether the container's stdin is kept open for attach.
     pub fn stdin(&self) -> bool {
         self.stdin
+    }
+    /// Whether the container's stdin stays open when an attached client
+    /// disconnects (so a client can detach and attach again).
+    pub fn leave_stdin_open(&self) -> bool {
+        self.leave_stdin_open
     }
     /// The log settings.
     pub fn log(&self) -> &LogConfig {
@@ -243,6 +250,13 @@ impl ContainerDescriptionBuilder {
     /// Keep the container's stdin open for attach.
     pub fn stdin(mut self, on: bool) -> Self {
         self.inner.stdin = on;
+        self
+    }
+    /// Keep the container's stdin open when an attached client disconnects:
+    /// without it, the first client's end of input (or detach) closes the
+    /// container's stdin.
+    pub fn leave_stdin_open(mut self, on: bool) -> Self {
+        self.inner.leave_stdin_open = on;
         self
     }
     /// Log driver and path.

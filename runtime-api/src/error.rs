@@ -50,6 +50,14 @@ pub enum RuntimeError {
         id: String,
     },
 
+    /// The operation needs a running container and this one is not (it
+    /// exited, or was never started).
+    #[error("container {id} is not running")]
+    ContainerNotRunning {
+        /// The container.
+        id: String,
+    },
+
     /// The runtime reported a permission problem (podman exit code 126).
     #[error("OCI permission denied: {message}")]
     OciPermissionDenied {

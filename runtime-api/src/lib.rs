@@ -19,8 +19,11 @@
 //! # Ok::<(), runtime_api::RuntimeError>(())
 //! ```
 
+mod attach;
+mod checkpoint;
 mod description;
 mod error;
+mod exec;
 mod id;
 mod info;
 mod options;
@@ -28,14 +31,23 @@ mod runtime;
 mod signal;
 mod state;
 
+pub use attach::{
+    AttachCancel, AttachOptions, AttachOutcome, AttachReady, AttachStreams, Framing, InputStream,
+    OutputStream, TerminalSize,
+};
+pub use checkpoint::CheckpointOptions;
 pub use description::{
     CgroupsMode, ContainerDescription, ContainerDescriptionBuilder, ExitCommand, LogConfig,
     LogDriver, SdNotifyMode,
 };
 pub use error::{MonitorStage, Result, RuntimeError};
+pub use exec::{ExecConfig, ExecSessionId};
 pub use id::ContainerId;
 pub use info::{ComponentInfo, RuntimeFeatures, RuntimeInfo};
-pub use options::{CreateOptions, CreatedContainer, RestoreOptions};
+pub use oci_spec::runtime::LinuxResources;
+pub use options::{
+    CreateOptions, CreatedContainer, NamedFd, PortProtocol, PortReservation, RestoreOptions,
+};
 pub use runtime::OciRuntime;
 pub use signal::Signal;
 pub use state::{ContainerState, ContainerStatus};

@@ -8,8 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    ContainerDescription, ContainerState, CreateOptions, CreatedContainer, Result, RuntimeFeatures,
-    RuntimeInfo, Signal,
+    AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
+    ContainerState, CreateOptions, CreatedContainer, LinuxResources, Result, RuntimeFeatures,
+    RuntimeInfo, Signal, TerminalSize,
 };
 
 /// Drives one OCI runtime.
@@ -83,6 +84,42 @@ pub trait OciRuntime: Send + Sync {
 
     /// Thaws a paused container.
     async fn resume(&self, container: &ContainerDescription) -> Result<()>;
+
+    /// Attaches the caller's streams to the container until the container's
+    /// output ends, the client detaches, or the session is cancelled.
+    /// Attaching before `start` sees all output; output produced before
+    /// the attach is only in the log. With no stream at all this is an
+    /// invalid argument.
+    async fn attach(
+        &self,
+        container: &ContainerDescription,
+        streams: AttachStreams,
+        options: AttachOptions,
+    ) -> Result<AttachOutcome>;
+
+    /// Resizes the container's terminal.
+    async fn resize_terminal(
+        &self,
+        container: &ContainerDescription,
+        size: TerminalSize,
+    ) -> Result<()>;
+
+    /// Checkpoints the container with CRIU through the runtime and returns
+    /// how long the runtime took. Restore goes through
+    /// [`create`](OciRuntime::create) with
+    /// [`CreateOptions::restore`](crate::CreateOptions::restore).
+    async fn checkpoint(
+        &self,
+        container: &ContainerDescription,
+        options: &CheckpointOptions,
+    ) -> Result<Duration>;
+
+    /// Applies new resource limits to a running container.
+    async fn update_resources(
+        &self,
+        container: &ContainerDescription,
+        resources: &LinuxResources,
+    ) -> Result<()>;
 
     /// Whether the container's monitor process still lives.
     async fn monitor_alive(&self, container: &ContainerDescription) -> Result<bool>;

@@ -10,16 +10,20 @@
 //! - [`fakes`]: small shell scripts that imitate an OCI runtime or conmon and
 //!   misbehave on purpose, for fault-injection tests ([`fake_runtime`],
 //!   [`fake_conmon`], [`recorded_calls`]);
+//! - [`fake_systemd`]: a fake systemd manager on a private D-Bus bus
+//!   ([`FakeSystemd`]) recording `StartTransientUnit` calls;
 //! - [`error`]: the crate's error type, [`TestkitError`].
 
 pub mod bundle;
 pub mod error;
 mod executable;
+pub mod fake_systemd;
 pub mod fakes;
 pub mod guard;
 
 pub use bundle::{Bundle, BundleBuilder};
 pub use error::TestkitError;
+pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{
     fake_conmon, fake_runtime, recorded_calls, FakeConmonBehaviour, FakeRuntimeBehaviour,
 };

@@ -162,3 +162,60 @@ pub async fn await_ready(bundle: &Bundle) {
         .await
         .unwrap_or_else(|e| panic!("container never announced readiness: {e}"));
 }
+
+/// An `AsyncWrite` that collects everything written, shareable with the
+/// test that reads it afterwards.
+#[derive(Clone, Default)]
+pub struct Collector(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Collector {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn sink(&self) -> runtime_api::OutputStream {
+        Box::pin(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for Collector {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// An `AsyncRead` that hands out one chunk per read, then never ends, so
+/// a test controls exactly how input is split across reads.
+pub struct Chunks(pub std::collections::VecDeque<Vec<u8>>);
+
+impl tokio::io::AsyncRead for Chunks {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.0.pop_front() {
+            Some(chunk) => {
+                buf.put_slice(&chunk);
+                std::task::Poll::Ready(Ok(()))
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+}
