@@ -98,6 +98,8 @@ pub struct Timeouts {
     pub notify: Duration,
     /// Connecting to the attach socket, and writing a resize to `ctl`.
     pub attach: Duration,
+    /// An exec session's launch, up to the process's pid.
+    pub exec: Duration,
 }
 
 impl Default for Timeouts {
@@ -113,6 +115,7 @@ impl Default for Timeouts {
             checkpoint: Duration::from_secs(300),
             notify: Duration::from_secs(5),
             attach: Duration::from_secs(10),
+            exec: Duration::from_secs(60),
         }
     }
 }
