@@ -3,7 +3,7 @@
 //! same settings.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use runtime_api::{ContainerDescription, LogDriver, RestoreOptions, SdNotifyMode};
 
@@ -34,7 +34,7 @@ impl ConmonArgv<'_> {
     /// ```
     /// use conmon_driver::{ConmonArgv, ConmonConfig};
     /// use runtime_api::{ContainerDescription, ContainerId, LogDriver};
-    /// use std::path::Path;
+    /// use std::path::{Path, PathBuf};
     ///
     /// let config = ConmonConfig::new("runc", "/run/engine");
     /// let container = ContainerDescription::builder(ContainerId::new("c1")?, "/b", "/r")
@@ -57,67 +57,19 @@ impl ConmonArgv<'_> {
         let config = self.config;
         let c = self.container;
         let id = c.id().as_str();
-        let mut args = ArgList::default();
-
-        args.push("--api-version").push("1");
-        args.push("-c").push(id);
-        args.push("-u").push(id);
-        args.push("-r").push(self.runtime_path);
-        args.push("-b").push(c.bundle());
-        args.push("-p").push(c.container_pidfile());
-        args.push("-n").push(c.name());
-        args.push("--exit-dir").push(config.exits_dir());
-        args.push("--full-attach");
-        args.push("--socket-dir-path").push(config.socket_dir());
-        args.push("--persist-dir")
-            .push(config.persist_root().join(id));
-        for flag in &config.runtime_flags {
-            args.push("--runtime-arg").push(flag);
-        }
-        if config.cgroup_manager == CgroupManager::Systemd
-            && !c.no_cgroups()
-            && c.cgroups_mode() != runtime_api::CgroupsMode::Split
-        {
-            args.push("-s");
-        }
-
-        args.push("-l");
-        match c.log().driver {
-            LogDriver::Journald => args.push("journald"),
-            LogDriver::None => args.push("none"),
-            LogDriver::Passthrough => args.push("passthrough"),
-            LogDriver::KubernetesFile | LogDriver::JsonFile => {
-                let mut value = OsString::from("k8s-file:");
-                if let Some(path) = &c.log().path {
-                    value.push(path);
-                }
-                args.push(value)
-            }
-        };
-        args.push("--log-level").push(config.log_level.as_str());
-        if config.syslog {
-            args.push("--syslog");
-        }
-        let size = match c.log().size_max {
-            Some(size) if size > 0 => size,
-            _ => config.log_size_max,
-        };
-        if size > 0 {
-            args.push("--log-size-max").push(size.to_string());
-        }
-        if self.json_errors && config.log_level != LogLevel::Debug {
-            let mut log = OsString::from("--runtime-arg=");
-            log.push(c.oci_log_path());
-            args.push("--runtime-arg").push("--log-format=json");
-            args.push("--runtime-arg").push("--log").push(log);
-        }
-        if let Some(tag) = c.log().tag.as_deref().filter(|t| !t.is_empty()) {
-            args.push("--log-tag").push(tag);
-        }
-        if c.no_cgroups() {
-            args.push("--runtime-arg").push("--cgroup-manager");
-            args.push("--runtime-arg").push("disabled");
-        }
+        let mut args = shared_args(&Shared {
+            config,
+            runtime_path: self.runtime_path,
+            container: c,
+            cuuid: id,
+            bundle: c.bundle(),
+            pidfile: c.container_pidfile(),
+            exit_dir: config.exits_dir(),
+            persist_dir: config.persist_root().join(id),
+            log: LogTarget::Container,
+            oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
+                .then(|| c.oci_log_path()),
+        });
         if c.sd_notify() == SdNotifyMode::Container {
             if let Some(socket) = &config.notify_socket {
                 let mut value = OsString::from("--sdnotify-socket=");
@@ -161,6 +113,181 @@ impl ConmonArgv<'_> {
             if restore.file_locks {
                 args.push("--runtime-opt").push("--file-locks");
             }
+        }
+        args.0
+    }
+}
+
+/// Where conmon sends the process's output.
+enum LogTarget {
+    /// The container's configured log driver.
+    Container,
+    /// Nowhere (`-l none`): exec sessions are read through attach only.
+    None,
+}
+
+/// The options podman's `sharedConmonArgs` produces for both a container
+/// and an exec session.
+struct Shared<'a> {
+    config: &'a ConmonConfig,
+    runtime_path: &'a Path,
+    container: &'a ContainerDescription,
+    cuuid: &'a str,
+    bundle: &'a Path,
+    pidfile: PathBuf,
+    exit_dir: PathBuf,
+    persist_dir: PathBuf,
+    log: LogTarget,
+    oci_log: Option<PathBuf>,
+}
+
+fn shared_args(s: &Shared<'_>) -> ArgList {
+    let config = s.config;
+    let c = s.container;
+    let mut args = ArgList::default();
+    args.push("--api-version").push("1");
+    args.push("-c").push(c.id().as_str());
+    args.push("-u").push(s.cuuid);
+    args.push("-r").push(s.runtime_path);
+    args.push("-b").push(s.bundle);
+    args.push("-p").push(&s.pidfile);
+    args.push("-n").push(c.name());
+    args.push("--exit-dir").push(&s.exit_dir);
+    args.push("--full-attach");
+    args.push("--socket-dir-path").push(config.socket_dir());
+    args.push("--persist-dir").push(&s.persist_dir);
+    for flag in &config.runtime_flags {
+        args.push("--runtime-arg").push(flag);
+    }
+    if config.cgroup_manager == CgroupManager::Systemd
+        && !c.no_cgroups()
+        && c.cgroups_mode() != runtime_api::CgroupsMode::Split
+    {
+        args.push("-s");
+    }
+
+    args.push("-l");
+    let driver = match s.log {
+        LogTarget::Container => c.log().driver,
+        LogTarget::None => LogDriver::None,
+    };
+    match driver {
+        LogDriver::Journald => args.push("journald"),
+        LogDriver::None => args.push("none"),
+        LogDriver::Passthrough => args.push("passthrough"),
+        LogDriver::KubernetesFile | LogDriver::JsonFile => {
+            let mut value = OsString::from("k8s-file:");
+            if let Some(path) = &c.log().path {
+                value.push(path);
+            }
+            args.push(value)
+        }
+    };
+    args.push("--log-level").push(config.log_level.as_str());
+    if config.syslog {
+        args.push("--syslog");
+    }
+    let size = match c.log().size_max {
+        Some(size) if size > 0 => size,
+        _ => config.log_size_max,
+    };
+    if size > 0 {
+        args.push("--log-size-max").push(size.to_string());
+    }
+    if let Some(oci_log) = &s.oci_log {
+        let mut log = OsString::from("--runtime-arg=");
+        log.push(oci_log);
+        args.push("--runtime-arg").push("--log-format=json");
+        args.push("--runtime-arg").push("--log").push(log);
+    }
+    if let Some(tag) = c.log().tag.as_deref().filter(|t| !t.is_empty()) {
+        args.push("--log-tag").push(tag);
+    }
+    if c.no_cgroups() {
+        args.push("--runtime-arg").push("--cgroup-manager");
+        args.push("--runtime-arg").push("disabled");
+    }
+    args
+}
+
+/// conmon's command line for an exec session (`-e --exec-attach`): the
+/// shared options pointed at the session's directory, then the exec ones.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecArgv<'a> {
+    /// The driver's settings.
+    pub config: &'a ConmonConfig,
+    /// The resolved runtime binary.
+    pub runtime_path: &'a Path,
+    /// The container the process runs in.
+    pub container: &'a ContainerDescription,
+    /// The session (conmon's `-u`).
+    pub session: &'a str,
+    /// The session's directory: conmon's bundle, pidfile, exit and persist
+    /// directories, attach socket and the process spec live there.
+    pub session_dir: &'a Path,
+    /// The process spec file.
+    pub process_spec: &'a Path,
+    /// Whether the runtime writes a JSON error log.
+    pub json_errors: bool,
+    /// Allocate a terminal.
+    pub terminal: bool,
+    /// Keep stdin open for the attached client.
+    pub stdin: bool,
+    /// conmon's `-T`: kill the process after this many seconds.
+    pub timeout_secs: Option<u64>,
+    /// conmon's `--exit-delay`.
+    pub exit_delay_secs: Option<u64>,
+}
+
+impl ExecArgv<'_> {
+    /// Where conmon writes the exec process's pid.
+    pub fn pidfile(session_dir: &Path) -> PathBuf {
+        session_dir.join("exec_pid")
+    }
+    /// Where conmon writes the exit file (named after the session).
+    pub fn exit_dir(session_dir: &Path) -> PathBuf {
+        session_dir.join("exit")
+    }
+    /// The session's persist directory.
+    pub fn persist_dir(session_dir: &Path) -> PathBuf {
+        session_dir.join("persist")
+    }
+    /// The runtime's error log for the session.
+    pub fn oci_log(session_dir: &Path) -> PathBuf {
+        session_dir.join("oci-log")
+    }
+
+    /// The arguments after conmon's program name.
+    pub fn build(&self) -> Vec<OsString> {
+        let config = self.config;
+        let dir = self.session_dir;
+        let mut args = shared_args(&Shared {
+            config,
+            runtime_path: self.runtime_path,
+            container: self.container,
+            cuuid: self.session,
+            bundle: dir,
+            pidfile: Self::pidfile(dir),
+            exit_dir: Self::exit_dir(dir),
+            persist_dir: Self::persist_dir(dir),
+            log: LogTarget::None,
+            oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
+                .then(|| Self::oci_log(dir)),
+        });
+        if self.terminal {
+            args.push("-t");
+        }
+        if self.stdin {
+            args.push("-i");
+        }
+        args.push("-e");
+        args.push("--exec-attach");
+        args.push("--exec-process-spec").push(self.process_spec);
+        if let Some(secs) = self.timeout_secs {
+            args.push("-T").push(secs.to_string());
+        }
+        if let Some(secs) = self.exit_delay_secs {
+            args.push("--exit-delay").push(secs.to_string());
         }
         args.0
     }

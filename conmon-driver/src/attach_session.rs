@@ -102,21 +102,30 @@ async fn write_to(sink: Option<&mut OutputStream>, data: &[u8]) -> std::io::Resu
     }
 }
 
+/// Checks the streams and parses the detach keys of an attach request.
+pub(crate) fn prepare(
+    c: &ContainerDescription,
+    streams: &AttachStreams,
+    options: &AttachOptions,
+) -> Result<DetachKeys, RuntimeError> {
+    if streams.is_empty() {
+        return Err(RuntimeError::InvalidArgument(
+            "attach needs at least one of stdin, stdout and stderr".into(),
+        ));
+    }
+    match options.detach_keys.as_deref() {
+        None => Ok(DetachKeys::default()),
+        Some(spec) => DetachKeys::parse(spec).map_err(|e| from_attach(c, e)),
+    }
+}
+
 pub(crate) async fn attach(
     rt: &ConmonRuntime,
     c: &ContainerDescription,
     streams: AttachStreams,
     options: AttachOptions,
 ) -> Result<AttachOutcome, RuntimeError> {
-    if streams.is_empty() {
-        return Err(RuntimeError::InvalidArgument(
-            "attach needs at least one of stdin, stdout and stderr".into(),
-        ));
-    }
-    let keys = match options.detach_keys.as_deref() {
-        None => DetachKeys::default(),
-        Some(spec) => DetachKeys::parse(spec).map_err(|e| from_attach(c, e))?,
-    };
+    let keys = prepare(c, &streams, &options)?;
     let exit_file = rt.config.exits_dir().join(c.id().as_str());
     if exit_file.exists() {
         return Err(RuntimeError::ContainerNotRunning {
@@ -135,6 +144,19 @@ pub(crate) async fn attach(
     if let Some(ready) = &options.ready {
         ready.set();
     }
+    pump(c, socket, streams, c.terminal(), keys, options).await
+}
+
+/// Copies between a connected attach socket and the caller's streams until
+/// the output ends, the client detaches or the session is cancelled.
+pub(crate) async fn pump(
+    c: &ContainerDescription,
+    socket: AttachSocket,
+    streams: AttachStreams,
+    terminal: bool,
+    keys: DetachKeys,
+    options: AttachOptions,
+) -> Result<AttachOutcome, RuntimeError> {
     let (reader, mut writer) = socket.split();
     let AttachStreams {
         stdin,
@@ -142,7 +164,7 @@ pub(crate) async fn attach(
         stderr,
     } = streams;
     let mut sinks = Sinks {
-        terminal: c.terminal(),
+        terminal,
         framing: options.framing,
         stdout,
         stderr,

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use runtime_api::RuntimeError;
 
+/// Whether conmon's SELinux label follows the host (podman's behaviour:
+/// the engine's context at level `s0`) or is never set. The
+/// `selinux-launch` crate's policy, re-exported.
+pub use selinux_launch::LaunchPolicy as SelinuxPolicy;
+
 /// Which cgroup manager the runtime and conmon use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CgroupManager {
@@ -100,6 +105,13 @@ pub struct Timeouts {
     pub attach: Duration,
     /// An exec session's launch, up to the process's pid.
     pub exec: Duration,
+    /// How long an attached exec session's completion waits for the exit
+    /// code once its streams have ended.
+    pub exec_completion: Duration,
+    /// Placing conmon in its cgroup: for a systemd scope, connecting to
+    /// the bus, `StartTransientUnit` and the wait for `JobRemoved`
+    /// together.
+    pub placement: Duration,
 }
 
 impl Default for Timeouts {
@@ -116,6 +128,8 @@ impl Default for Timeouts {
             notify: Duration::from_secs(5),
             attach: Duration::from_secs(10),
             exec: Duration::from_secs(60),
+            exec_completion: Duration::from_secs(60),
+            placement: Duration::from_secs(30),
         }
     }
 }
@@ -179,6 +193,37 @@ pub struct ConmonConfig {
     pub notify_socket: Option<PathBuf>,
     /// Per-operation limits.
     pub timeouts: Timeouts,
+    /// Whether the engine runs as a systemd service; conmon then stays in
+    /// the service's cgroup. [`ConmonConfig::new`] sets it from whether
+    /// `INVOCATION_ID` is in the process environment at that moment (the
+    /// only place the driver reads it; the placement decision itself reads
+    /// no environment).
+    pub invocation_id_set: bool,
+    /// The D-Bus address of the systemd manager used for conmon's scope
+    /// (e.g. `unix:path=/run/my/bus`). `None`: the system bus, or the
+    /// session bus when [`ConmonConfig::rootless_uid`] is set.
+    pub systemd_bus_address: Option<String>,
+    /// Which SELinux label conmon is launched with.
+    pub selinux: SelinuxPolicy,
+    /// Replaces what the driver would read from the host about SELinux
+    /// (for tests): whether it is enabled, the current label, and the file
+    /// the child writes the exec label to. `None` reads the real host and
+    /// writes `/proc/thread-self/attr/exec`.
+    pub selinux_host: Option<SelinuxHost>,
+}
+
+/// A stand-in for the host's SELinux state, see
+/// [`ConmonConfig::selinux_host`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelinuxHost {
+    /// Whether SELinux counts as enabled.
+    pub enabled: bool,
+    /// The engine's current label (`user:role:type[:level]`), if any.
+    pub current_label: Option<String>,
+    /// The file conmon's child writes its exec label to, between fork and
+    /// exec. Must exist (it is opened for writing, not created). A relative
+    /// path resolves in the child's working directory, the bundle.
+    pub exec_attr_path: PathBuf,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -216,6 +261,10 @@ impl ConmonConfig {
             runtimes_with_kvm: strings(&["kata", "kata-runtime", "kata-qemu", "kata-fc", "krun"]),
             notify_socket: None,
             timeouts: Timeouts::default(),
+            invocation_id_set: std::env::var_os("INVOCATION_ID").is_some(),
+            systemd_bus_address: None,
+            selinux: SelinuxPolicy::FollowHost,
+            selinux_host: None,
         }
     }
 

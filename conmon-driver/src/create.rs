@@ -1,8 +1,10 @@
 //! The launch of conmon for a new container, in podman's order: socketpairs,
-//! spawn (own process group, cwd = bundle, explicit env, stdin and stdout on
-//! /dev/null, stderr captured in an unnamed file so no pipe can hang us),
-//! start byte, reap of conmon's parent, sync record within the deadline,
-//! conmon's pidfile. Any failure after the spawn deletes the container from
+//! the user-namespace preparations (`userns.rs`), spawn (own process group,
+//! cwd = bundle, explicit env, stdin and stdout on /dev/null, stderr
+//! captured in an unnamed file so no pipe can hang us, SELinux exec label
+//! and private mount namespace applied in the child only), placement of
+//! conmon in its cgroup (`placement.rs`), start byte, reap of conmon's
+//! parent, sync record within the deadline, conmon's pidfile. Any failure after the spawn deletes the container from
 //! the runtime, kills what is left of conmon's process group and removes the
 //! files the launch created, then returns an error carrying conmon's stderr
 //! and the runtime's error log message.
@@ -18,7 +20,10 @@ use sync_pipe::{seqpacket_pair, FdPlan, PipeNumbers, StartSignal, SyncPipeError,
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use selinux_launch::{ExecLabel, SecurityLabel};
+
 use crate::argv::ConmonArgv;
+use crate::config::{ConmonConfig, SelinuxPolicy};
 use crate::env::ConmonEnv;
 use crate::errors::oci_runtime_error;
 use crate::files::{create_dir_with_mode, read_pidfile, remove_file_if_present, ContainerFiles};
@@ -223,6 +228,11 @@ impl Launch<'_> {
         .build();
         debug!(container = %c.id(), conmon = %rt.conmon_path.display(), ?argv, "spawning conmon");
 
+        // Decided before the fork: the child may only run prepared,
+        // allocation-free hooks.
+        let userns = crate::userns::prepare(&rt.config, c)?;
+        let exec_label = exec_label(&rt.config)?;
+
         let stderr_for_child = self
             .stderr
             .try_clone()
@@ -236,19 +246,33 @@ impl Launch<'_> {
             .stdout(Stdio::null())
             .stderr(stderr_for_child)
             .process_group(0);
+        // Hooks run in this order in the child: fds, mount namespace, label.
         plan.install_tokio(&mut cmd);
+        if let Some(ns) = &userns.mount_ns {
+            ns.install_tokio(&mut cmd);
+        }
+        if let Some(label) = &exec_label {
+            debug!(container = %c.id(), label = %label.label(), "conmon's exec label");
+            label.install_tokio(&mut cmd);
+        }
         let child = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
             stage: MonitorStage::Spawn,
             message: format!("cannot execute {}: {e}", rt.conmon_path.display()),
             stderr: String::new(),
         })?;
-        self.pgid = child.id().map(|pid| pid as i32);
+        let conmon_pid = child.id();
+        debug!(container = %c.id(), conmon_pid, "conmon spawned");
+        self.pgid = conmon_pid.map(|pid| pid as i32);
         self.conmon = Some(child);
         // conmon holds its own copies now; ours must close so that its exit
         // shows as EOF on the sync pipe.
         drop((sync_child, start_child, pass_fds, ports, extra));
 
         let mut reader = SyncReader::new(sync_parent).map_err(sync_err)?;
+        // podman's moveConmonToCgroupAndSignal: conmon waits for the start
+        // byte before it forks its monitor, so the monitor and the runtime
+        // are born in conmon's new cgroup.
+        let placed = crate::placement::place_conmon(&rt.config, c, conmon_pid).await;
         match StartSignal::new(start_parent).send() {
             Ok(()) => {}
             // conmon already exited: its exit status and stderr say why.
@@ -339,7 +363,8 @@ impl Launch<'_> {
             pid,
             monitor_pid,
             extra_fds,
-            warnings: Vec::new(),
+            warnings: placed.warnings,
+            placement: placed.description,
         })
     }
 
@@ -422,6 +447,45 @@ impl Launch<'_> {
         }
         if self.created_run_dir {
             let _ = std::fs::remove_dir_all(self.container.run_dir());
+        }
+    }
+}
+
+/// The SELinux label conmon is launched with, decided once per create from
+/// the policy and the host (or its test stand-in). An unreadable current
+/// label on an SELinux host fails the create, as in podman.
+fn exec_label(config: &ConmonConfig) -> Result<Option<ExecLabel>, RuntimeError> {
+    let label_error = |e: selinux_launch::SelinuxError| {
+        RuntimeError::io(
+            "reading the SELinux label for conmon",
+            std::io::Error::other(e.to_string()),
+        )
+    };
+    if config.selinux == SelinuxPolicy::Off {
+        return Ok(None);
+    }
+    match &config.selinux_host {
+        None => {
+            if !selinux_launch::selinux_enabled() {
+                return Ok(None);
+            }
+            let current = selinux_launch::current_label().map_err(label_error)?;
+            Ok(
+                selinux_launch::exec_label_for(config.selinux, true, current.as_ref())
+                    .map(ExecLabel::new),
+            )
+        }
+        Some(host) => {
+            let current = host
+                .current_label
+                .as_deref()
+                .map(SecurityLabel::parse)
+                .transpose()
+                .map_err(label_error)?;
+            selinux_launch::exec_label_for(config.selinux, host.enabled, current.as_ref())
+                .map(|label| ExecLabel::with_path(label, &host.exec_attr_path))
+                .transpose()
+                .map_err(label_error)
         }
     }
 }

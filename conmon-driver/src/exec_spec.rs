@@ -18,9 +18,7 @@
 //!   container's own user (no user given) gets the container's effective
 //!   set as effective, inheritable, permitted and ambient set.
 //!
-//! Kept from the container unchanged: the bounding set (also for
-//! [`ExecConfig::privileged`]: widening it to the engine's full bounding set
-//! is not done here), the SELinux label, the AppArmor profile, rlimits,
+//! Kept from the container unchanged: the bounding set, the SELinux label, the AppArmor profile, rlimits,
 //! `noNewPrivileges`, the OOM score, the console size.
 
 use std::io::{BufWriter, Write};

@@ -1,6 +1,8 @@
 //! The files the driver and conmon keep per container, and their removal.
-//! Paths are derived from the configuration and the container id only, so
-//! a driver restarted after a crash finds them again.
+//! Paths are derived from the configuration and the container's description
+//! only, so a driver restarted after a crash finds them again. conmon's
+//! cgroupfs cgroup counts among them: it is removed with the files, once
+//! conmon is gone, when no other conmon is left in it.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,9 @@ pub(crate) struct ContainerFiles {
     pub(crate) oci_log: PathBuf,
     pub(crate) container_pidfile: PathBuf,
     pub(crate) conmon_pidfile: PathBuf,
+    /// `<parent>/conmon` when conmon is placed with cgroupfs.
+    pub(crate) conmon_cgroup: Option<String>,
+    container: String,
 }
 
 impl ContainerFiles {
@@ -27,11 +32,19 @@ impl ContainerFiles {
             oci_log: c.oci_log_path(),
             container_pidfile: c.container_pidfile(),
             conmon_pidfile: c.conmon_pidfile().to_path_buf(),
+            conmon_cgroup: crate::placement::conmon_cgroupfs_path(config, c),
+            container: c.id().to_string(),
         }
     }
 
-    /// Removes every file of the container the driver or conmon wrote.
+    /// Removes every file of the container the driver or conmon wrote, and
+    /// conmon's cgroupfs cgroup when it is empty (a cgroup that cannot be
+    /// removed is logged as a warning, not returned: the container is gone
+    /// either way).
     pub(crate) fn remove_all(&self) -> Result<(), RuntimeError> {
+        if let Some(path) = &self.conmon_cgroup {
+            let _ = crate::placement::cleanup_after_delete(&self.container, path);
+        }
         for file in [
             &self.exit_file,
             &self.oci_log,

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
-    ContainerState, ContainerStatus, CreateOptions, CreatedContainer, LinuxResources, OciRuntime,
-    Result, RuntimeError, RuntimeFeatures, RuntimeInfo, Signal, TerminalSize,
+    ContainerState, ContainerStatus, CreateOptions, CreatedContainer, ExecConfig, ExecHandle,
+    ExecSession, ExecSessionId, LinuxResources, OciRuntime, Result, RuntimeError, RuntimeFeatures,
+    RuntimeInfo, Signal, TerminalSize,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use tracing::{debug, info_span, warn, Instrument};
@@ -352,6 +353,77 @@ impl OciRuntime for ConmonRuntime {
                 }
                 other => crate::attach_session::from_attach(c, other),
             })
+    }
+
+    async fn exec(
+        &self,
+        c: &ContainerDescription,
+        config: &ExecConfig,
+        streams: AttachStreams,
+        options: AttachOptions,
+    ) -> Result<ExecHandle> {
+        crate::exec_session::exec(self, c, config, streams, options)
+            .instrument(info_span!("exec", container = %c.id()))
+            .await
+    }
+
+    async fn exec_detached(
+        &self,
+        c: &ContainerDescription,
+        config: &ExecConfig,
+    ) -> Result<ExecSession> {
+        crate::exec_session::exec_detached(self, c, config)
+            .instrument(info_span!("exec", container = %c.id()))
+            .await
+    }
+
+    async fn exec_wait(
+        &self,
+        c: &ContainerDescription,
+        session: &ExecSession,
+        timeout: Duration,
+    ) -> Result<i32> {
+        let files = crate::exec_session::SessionFiles::new(c, &session.id);
+        crate::exec_session::wait_and_clean(
+            &self.pending_exits,
+            &files,
+            &session.id,
+            Duration::ZERO,
+            self.config.timeouts.kill_wait,
+            timeout,
+        )
+        .instrument(info_span!("exec_wait", container = %c.id(), session = %session.id))
+        .await
+    }
+
+    async fn exec_resize_terminal(
+        &self,
+        c: &ContainerDescription,
+        session: &ExecSession,
+        size: TerminalSize,
+    ) -> Result<()> {
+        crate::exec_session::exec_resize(self, c, session, size).await
+    }
+
+    async fn exec_stop(
+        &self,
+        _c: &ContainerDescription,
+        session: &ExecSession,
+        timeout: Duration,
+    ) -> Result<()> {
+        crate::exec_session::exec_stop(self, session, timeout).await
+    }
+
+    async fn exec_alive(&self, _c: &ContainerDescription, session: &ExecSession) -> Result<bool> {
+        crate::exec_session::exec_alive(session).await
+    }
+
+    fn exec_attach_socket_path(
+        &self,
+        c: &ContainerDescription,
+        session: &ExecSessionId,
+    ) -> PathBuf {
+        crate::exec_session::SessionFiles::new(c, session).attach_socket()
     }
 
     async fn checkpoint(

@@ -30,6 +30,7 @@ pub struct ConmonRuntime {
     pub(crate) conmon_path: PathBuf,
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
+    pub(crate) pending_exits: crate::exec_session::PendingExits,
 }
 
 impl ConmonRuntime {
@@ -94,6 +95,7 @@ impl ConmonRuntime {
             conmon_path,
             cli,
             checkpoint_support: OnceCell::new(),
+            pending_exits: Default::default(),
         })
     }
 

@@ -126,8 +126,18 @@ async fn sixty_four_mib_arrive_byte_exact() {
     }
     expected.truncate(SIZE);
     let got = out.bytes();
-    assert_eq!(got.len(), SIZE);
-    assert!(got == expected.as_bytes(), "64 MiB differ");
+    let first_difference = got
+        .iter()
+        .zip(expected.as_bytes())
+        .position(|(a, b)| a != b);
+    assert!(
+        got.len() == SIZE && first_difference.is_none(),
+        "got {} bytes of {SIZE}; first difference at {first_difference:?}; log holds {} bytes",
+        got.len(),
+        std::fs::metadata(_dir.path().join("logs").join(format!("{id}.log")))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    );
     assert_eq!(runtime.wait(&c, Duration::from_secs(60)).await.unwrap(), 0);
     runtime.delete(&c).await.unwrap();
 }
@@ -453,8 +463,17 @@ async fn terminal_sessions_detach_and_reattach_like_podman_run_it() {
     }
     let s = setup("runc", &[]);
     let id = unique_id("ttydetach");
-    let b = BundleBuilder::new().args(["sh"]).terminal(true).build().unwrap();
-    let c = s.describe(&id, &b).terminal(true).stdin(true).build().unwrap();
+    let b = BundleBuilder::new()
+        .args(["sh"])
+        .terminal(true)
+        .build()
+        .unwrap();
+    let c = s
+        .describe(&id, &b)
+        .terminal(true)
+        .stdin(true)
+        .build()
+        .unwrap();
     let _cleanup = s.cleanup_on_drop(&id);
     let (runtime, _dir) = runtime_of(s);
     runtime.create(&c, CreateOptions::default()).await.unwrap();
@@ -478,7 +497,10 @@ async fn terminal_sessions_detach_and_reattach_like_podman_run_it() {
         .await
         .unwrap();
     assert_eq!(outcome, AttachOutcome::Detached);
-    assert_eq!(runtime.status(&c).await.unwrap().status, ContainerStatus::Running);
+    assert_eq!(
+        runtime.status(&c).await.unwrap().status,
+        ContainerStatus::Running
+    );
 
     let second = Collector::default();
     let outcome = runtime

@@ -115,6 +115,10 @@ pub struct ContainerDescription {
     cgroups_mode: CgroupsMode,
     no_cgroups: bool,
     sd_notify: SdNotifyMode,
+    privileged: bool,
+    static_dir: Option<PathBuf>,
+    mount_point: Option<PathBuf>,
+    volume_path: Option<PathBuf>,
 }
 
 impl ContainerDescription {
@@ -145,6 +149,10 @@ impl ContainerDescription {
                 cgroups_mode: CgroupsMode::default(),
                 no_cgroups: false,
                 sd_notify: SdNotifyMode::default(),
+                privileged: false,
+                static_dir: None,
+                mount_point: None,
+                volume_path: None,
             },
         }
     }
@@ -221,6 +229,27 @@ impl ContainerDescription {
     /// The sd-notify mode.
     pub fn sd_notify(&self) -> SdNotifyMode {
         self.sd_notify
+    }
+    /// Whether the container is privileged. A user-namespaced container
+    /// that is not privileged gets a conmon whose view of `/sys/kernel` is
+    /// emptied (podman's `createRootlessContainer`).
+    pub fn privileged(&self) -> bool {
+        self.privileged
+    }
+    /// The engine's static directory for this container (podman's
+    /// `StaticDir`), made reachable for a user-namespaced container.
+    pub fn static_dir(&self) -> Option<&Path> {
+        self.static_dir.as_deref()
+    }
+    /// Where the container's root filesystem is mounted (podman's
+    /// `Mountpoint`), made reachable for a user-namespaced container.
+    pub fn mount_point(&self) -> Option<&Path> {
+        self.mount_point.as_deref()
+    }
+    /// The engine's volume directory (podman's `VolumePath`), made
+    /// reachable for a user-namespaced container.
+    pub fn volume_path(&self) -> Option<&Path> {
+        self.volume_path.as_deref()
     }
 }
 
@@ -306,6 +335,26 @@ impl ContainerDescriptionBuilder {
         self.inner.sd_notify = mode;
         self
     }
+    /// Mark the container privileged (default: not).
+    pub fn privileged(mut self, on: bool) -> Self {
+        self.inner.privileged = on;
+        self
+    }
+    /// The engine's static directory for this container.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.inner.static_dir = Some(dir.into());
+        self
+    }
+    /// Where the container's root filesystem is mounted.
+    pub fn mount_point(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.inner.mount_point = Some(dir.into());
+        self
+    }
+    /// The engine's volume directory.
+    pub fn volume_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.inner.volume_path = Some(dir.into());
+        self
+    }
 
     /// Checks the description and returns it.
     ///
@@ -373,6 +422,10 @@ mod tests {
         assert_eq!(c.stop_signal(), Signal::TERM);
         assert_eq!(c.sd_notify(), SdNotifyMode::Conmon);
         assert_eq!(c.cgroups_mode(), CgroupsMode::Enabled);
+        assert!(!c.privileged());
+        assert_eq!(c.static_dir(), None);
+        assert_eq!(c.mount_point(), None);
+        assert_eq!(c.volume_path(), None);
     }
 
     #[test]

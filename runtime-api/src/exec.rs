@@ -5,10 +5,12 @@
 //! and conmon's argv.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{ContainerId, RuntimeError};
+use crate::{AttachOutcome, ContainerId, RuntimeError};
 
 /// How to run one process inside a running container.
 ///
@@ -50,13 +52,6 @@ pub struct ExecConfig {
     /// (`nobody`, `1000`, `tester:extra`, `1000:1000`); `None` runs the
     /// process as the container's own user and groups.
     pub user: Option<String>,
-    /// How many extra file descriptors, starting at fd 3, are passed into
-    /// the process (the runtime's `--preserve-fds`).
-    pub preserve_fds: u32,
-    /// Ask for a privileged process (podman's `exec --privileged`: every
-    /// capability of the engine's bounding set). A driver that does not
-    /// grant it keeps the container's capabilities.
-    pub privileged: bool,
     /// Kill the process when it runs longer than this (conmon's `-T`,
     /// whole seconds); `None` lets it run. Must not be zero.
     pub timeout: Option<Duration>,
@@ -190,6 +185,48 @@ impl TryFrom<String> for ExecSessionId {
     }
 }
 
+/// A running exec session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSession {
+    /// The session's id.
+    pub id: ExecSessionId,
+    /// The exec'd process's pid (host pid namespace).
+    pub pid: i32,
+    /// The pid of the conmon monitoring the session.
+    pub monitor_pid: i32,
+}
+
+/// How an attached exec session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecCompletion {
+    /// Why the streams stopped.
+    pub outcome: AttachOutcome,
+    /// The process's exit code, when it exited (not after a detach or a
+    /// cancellation: then `exec_wait` gives it later).
+    pub exit_code: Option<i32>,
+}
+
+/// Drives an attached exec session's streams to their end.
+pub type ExecFuture = Pin<Box<dyn Future<Output = Result<ExecCompletion, RuntimeError>> + Send>>;
+
+/// An attached exec session: its identity, and a future that copies its
+/// streams and resolves once they end (with the exit code, and the
+/// session's files removed, when the process exited).
+pub struct ExecHandle {
+    /// The session.
+    pub session: ExecSession,
+    /// Await this to run the session's streams to their end.
+    pub completion: ExecFuture,
+}
+
+impl fmt::Debug for ExecHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecHandle")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,9 +244,8 @@ mod tests {
         assert_eq!(c.args, ["sh", "-c", "true"]);
         assert!(c.env.is_empty());
         assert_eq!(c.cwd, None);
-        assert!(!c.terminal && !c.stdin && !c.privileged);
+        assert!(!c.terminal && !c.stdin);
         assert_eq!(c.user, None);
-        assert_eq!(c.preserve_fds, 0);
         assert_eq!((c.timeout, c.exit_delay), (None, None));
         c.validate().unwrap();
     }
@@ -222,7 +258,6 @@ mod tests {
         c.terminal = true;
         c.stdin = true;
         c.user = Some("1000:1000".into());
-        c.preserve_fds = 2;
         c.timeout = Some(Duration::from_secs(5));
         c.exit_delay = Some(Duration::ZERO);
         c.validate().unwrap();

@@ -41,7 +41,7 @@ pub use description::{
     LogDriver, SdNotifyMode,
 };
 pub use error::{MonitorStage, Result, RuntimeError};
-pub use exec::{ExecConfig, ExecSessionId};
+pub use exec::{ExecCompletion, ExecConfig, ExecFuture, ExecHandle, ExecSession, ExecSessionId};
 pub use id::ContainerId;
 pub use info::{ComponentInfo, RuntimeFeatures, RuntimeInfo};
 pub use oci_spec::runtime::LinuxResources;

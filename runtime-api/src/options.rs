@@ -80,4 +80,9 @@ pub struct CreatedContainer {
     /// Problems that did not stop the container (a cgroup placement or a
     /// notification that failed), as an engine would log them.
     pub warnings: Vec<String>,
+    /// Where conmon was placed, in words: `cgroupfs:/libpod_parent/conmon`
+    /// or `systemd:libpod-conmon-<id>.scope in machine.slice`. `None` when
+    /// conmon stayed in the caller's cgroup (nothing to do, or the move
+    /// failed: then [`CreatedContainer::warnings`] says why).
+    pub placement: Option<String>,
 }

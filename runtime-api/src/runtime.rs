@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::{
     AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
-    ContainerState, CreateOptions, CreatedContainer, LinuxResources, Result, RuntimeFeatures,
-    RuntimeInfo, Signal, TerminalSize,
+    ContainerState, CreateOptions, CreatedContainer, ExecConfig, ExecHandle, ExecSession,
+    ExecSessionId, LinuxResources, Result, RuntimeFeatures, RuntimeInfo, Signal, TerminalSize,
 };
 
 /// Drives one OCI runtime.
@@ -103,6 +103,66 @@ pub trait OciRuntime: Send + Sync {
         container: &ContainerDescription,
         size: TerminalSize,
     ) -> Result<()>;
+
+    /// Runs a process in the running container with its streams attached
+    /// (conmon's `--exec-attach`). Returns once the process runs; await
+    /// [`ExecHandle::completion`](crate::ExecHandle) for its streams and exit
+    /// code. With no stream at all this is an invalid argument (use
+    /// [`exec_detached`](OciRuntime::exec_detached)).
+    async fn exec(
+        &self,
+        container: &ContainerDescription,
+        config: &ExecConfig,
+        streams: AttachStreams,
+        options: AttachOptions,
+    ) -> Result<ExecHandle>;
+
+    /// Runs a process in the running container without attaching to it.
+    async fn exec_detached(
+        &self,
+        container: &ContainerDescription,
+        config: &ExecConfig,
+    ) -> Result<ExecSession>;
+
+    /// Waits up to `timeout` for an exec session's process to exit, returns
+    /// its exit code and removes the session's files.
+    async fn exec_wait(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSession,
+        timeout: Duration,
+    ) -> Result<i32>;
+
+    /// Resizes an exec session's terminal.
+    async fn exec_resize_terminal(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSession,
+        size: TerminalSize,
+    ) -> Result<()>;
+
+    /// Stops an exec session's process: SIGTERM, then SIGKILL after
+    /// `timeout` (at once when `timeout` is zero).
+    async fn exec_stop(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSession,
+        timeout: Duration,
+    ) -> Result<()>;
+
+    /// Whether an exec session's process still runs.
+    async fn exec_alive(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSession,
+    ) -> Result<bool>;
+
+    /// The path of an exec session's attach socket.
+    fn exec_attach_socket_path(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSessionId,
+    ) -> PathBuf;
 
     /// Checkpoints the container with CRIU through the runtime and returns
     /// how long the runtime took. Restore goes through

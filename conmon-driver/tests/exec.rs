@@ -1,0 +1,431 @@
+//! Exec sessions in real running containers through a second conmon:
+//! output and exit codes, users and groups, typed errors, terminals and
+//! resize, stdin, stopping, concurrency, and cleanup.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use conmon_driver::ConmonRuntime;
+use runtime_api::{
+    AttachOptions, AttachOutcome, AttachStreams, ContainerDescription, CreateOptions, ExecConfig,
+    OciRuntime, RuntimeError, TerminalSize,
+};
+
+/// A running `sleep` container; dropped containers are deleted by the
+/// cleanup guard.
+struct Running {
+    runtime: Arc<ConmonRuntime>,
+    c: ContainerDescription,
+    _bundle: testkit::Bundle,
+    _dir: tempfile::TempDir,
+    _cleanup: DeleteOnDrop,
+}
+
+async fn running_container(prefix: &str) -> Running {
+    let s = setup("runc", &[]);
+    let id = unique_id(prefix);
+    let b = bundle(&["sleep", "1000"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let cleanup = s.cleanup_on_drop(&id);
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    Running {
+        runtime: Arc::new(s.runtime),
+        c,
+        _bundle: b,
+        _dir: s.dir,
+        _cleanup: cleanup,
+    }
+}
+
+impl Running {
+    /// Runs `args`, returning (stdout, stderr, exit code).
+    async fn run(&self, config: ExecConfig) -> (Vec<u8>, Vec<u8>, i32) {
+        let out = Collector::default();
+        let err = Collector::default();
+        let handle = self
+            .runtime
+            .exec(
+                &self.c,
+                &config,
+                AttachStreams {
+                    stdin: None,
+                    stdout: Some(out.sink()),
+                    stderr: Some(err.sink()),
+                },
+                AttachOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert!(handle.session.pid > 0);
+        let done = handle.completion.await.unwrap();
+        assert_eq!(done.outcome, AttachOutcome::StreamsEnded);
+        (out.bytes(), err.bytes(), done.exit_code.unwrap())
+    }
+
+    async fn finish(self) {
+        self.runtime
+            .stop(&self.c, Duration::from_secs(0), false)
+            .await
+            .unwrap();
+        self.runtime.delete(&self.c).await.unwrap();
+        assert_eq!(exec_dirs(&self.c), Vec::<String>::new());
+    }
+}
+
+/// Whether `pid` has exited (a zombie nobody reaped counts as exited).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+    }
+}
+
+/// Session directories left in the bundle.
+fn exec_dirs(c: &ContainerDescription) -> Vec<String> {
+    std::fs::read_dir(c.bundle())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("exec-"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_and_exit_codes() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-out").await;
+    let (out, err, code) = r.run(ExecConfig::new(["echo", "hi"])).await;
+    assert_eq!(
+        (out.as_slice(), err.as_slice(), code),
+        (&b"hi\n"[..], &b""[..], 0)
+    );
+    let (_, _, code) = r
+        .run(ExecConfig::new(["sh", "-c", "echo oops >&2; exit 5"]))
+        .await;
+    assert_eq!(code, 5);
+    assert_eq!(
+        exec_dirs(&r.c),
+        Vec::<String>::new(),
+        "session dirs left after exit"
+    );
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_groups_and_the_container_default() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-user").await;
+    let ids = |user: Option<&str>| {
+        let mut config = ExecConfig::new(["sh", "-c", "id -u; id -g; id -G"]);
+        config.user = user.map(str::to_string);
+        config
+    };
+    let (out, _, _) = r.run(ids(Some("nobody"))).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "65534\n65534\n65534\n");
+    let (out, _, _) = r.run(ids(Some("1234:1234"))).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "1234\n1234\n1234\n");
+    let (out, _, _) = r.run(ids(Some("tester"))).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "1234\n1234\n1234 2000\n");
+    let (out, _, _) = r.run(ids(None)).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "0\n0\n0\n");
+    let (out, _, _) = r
+        .run({
+            let mut c = ExecConfig::new(["sh", "-c", "echo $HOME $EXTRA; pwd"]);
+            c.user = Some("tester".into());
+            c.env.push("EXTRA=yes".into());
+            c.cwd = Some("/tmp".into());
+            c
+        })
+        .await;
+    // The container's own HOME=/root wins over the passwd entry, as in
+    // podman (the passwd rule is covered by exec_spec's unit tests).
+    assert_eq!(String::from_utf8(out).unwrap(), "/root yes\n/tmp\n");
+
+    let mut unknown = ExecConfig::new(["id"]);
+    unknown.user = Some("nosuchuser".into());
+    let err = r
+        .runtime
+        .exec(
+            &r.c,
+            &unknown,
+            AttachStreams {
+                stdout: Some(Collector::default().sink()),
+                ..AttachStreams::default()
+            },
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nosuchuser"), "{err}");
+    assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_non_executable_programs_are_127_and_126() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-err").await;
+    let streams = || AttachStreams {
+        stdout: Some(Collector::default().sink()),
+        ..AttachStreams::default()
+    };
+    let err = r
+        .runtime
+        .exec(
+            &r.c,
+            &ExecConfig::new(["/no/such/thing"]),
+            streams(),
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::OciCommandNotFound { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 127);
+    let err = r
+        .runtime
+        .exec(
+            &r.c,
+            &ExecConfig::new(["/etc/passwd"]),
+            streams(),
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::OciPermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 126);
+    assert_eq!(
+        exec_dirs(&r.c),
+        Vec::<String>::new(),
+        "failed sessions left files"
+    );
+    let err = r
+        .runtime
+        .exec(
+            &r.c,
+            &ExecConfig::new(["true"]),
+            AttachStreams::default(),
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::InvalidArgument(_)), "{err:?}");
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_exec_with_resize() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-tty").await;
+    let mut config = ExecConfig::new(["sh", "-c", "read line; stty size"]);
+    config.terminal = true;
+    config.stdin = true;
+    let out = Collector::default();
+    let (mut client, stdin) = tokio::io::duplex(1024);
+    let handle = r
+        .runtime
+        .exec(
+            &r.c,
+            &config,
+            AttachStreams {
+                stdin: Some(Box::pin(stdin)),
+                stdout: Some(out.sink()),
+                stderr: None,
+            },
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap();
+    r.runtime
+        .exec_resize_terminal(&r.c, &handle.session, TerminalSize::new(33, 77).unwrap())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut client, b"go\n")
+        .await
+        .unwrap();
+    let done = handle.completion.await.unwrap();
+    assert_eq!(done.exit_code, Some(0));
+    let text = String::from_utf8_lossy(&out.bytes()).into_owned();
+    assert!(text.contains("33 77"), "{text:?}");
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_round_trips_one_mib() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-cat").await;
+    let mut config = ExecConfig::new(["cat"]);
+    config.stdin = true;
+    let input: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let out = Collector::default();
+    let handle = r
+        .runtime
+        .exec(
+            &r.c,
+            &config,
+            AttachStreams {
+                stdin: Some(Box::pin(std::io::Cursor::new(input.clone()))),
+                stdout: Some(out.sink()),
+                stderr: None,
+            },
+            AttachOptions {
+                detach_keys: Some(String::new()),
+                ..AttachOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = handle.completion.await.unwrap();
+    assert_eq!(done.exit_code, Some(0));
+    assert!(out.bytes() == input, "1 MiB through cat differ");
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_stop_ends_a_long_process_within_the_timeout() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-stop").await;
+    let session = r
+        .runtime
+        .exec_detached(&r.c, &ExecConfig::new(["sleep", "1000"]))
+        .await
+        .unwrap();
+    assert!(r.runtime.exec_alive(&r.c, &session).await.unwrap());
+    assert!(r
+        .runtime
+        .exec_attach_socket_path(&r.c, &session.id)
+        .starts_with(r.c.bundle()));
+    let started = std::time::Instant::now();
+    r.runtime
+        .exec_stop(&r.c, &session, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2) + Duration::from_secs(5));
+    assert!(!r.runtime.exec_alive(&r.c, &session).await.unwrap());
+    // sleep dies of SIGTERM: 128 + 15.
+    assert_eq!(
+        r.runtime
+            .exec_wait(&r.c, &session, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        143
+    );
+    assert!(gone(session.monitor_pid), "the session's conmon lingers");
+    assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_execs_get_their_own_output_and_code() {
+    if !need_runc() {
+        return;
+    }
+    let r = Arc::new(running_container("exec-many").await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let r = Arc::clone(&r);
+        tasks.push(tokio::spawn(async move {
+            let script = format!("echo session-{i}; exit {i}");
+            let (out, _, code) = r.run(ExecConfig::new(["sh", "-c", script.as_str()])).await;
+            (i, out, code)
+        }));
+    }
+    for task in tasks {
+        let (i, out, code) = task.await.unwrap();
+        assert_eq!(out, format!("session-{i}\n").into_bytes());
+        assert_eq!(code, i);
+    }
+    let r = Arc::into_inner(r).unwrap();
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_into_a_stopped_container_is_refused_and_leaves_nothing() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("exec-dead");
+    let b = bundle(&["true"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let streams = || AttachStreams {
+        stdout: Some(Collector::default().sink()),
+        ..AttachStreams::default()
+    };
+    let err = s
+        .runtime
+        .exec(
+            &c,
+            &ExecConfig::new(["true"]),
+            streams(),
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::NoSuchContainer { .. }),
+        "{err:?}"
+    );
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    s.runtime.wait(&c, Duration::from_secs(30)).await.unwrap();
+    let err = s
+        .runtime
+        .exec(
+            &c,
+            &ExecConfig::new(["true"]),
+            streams(),
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ContainerNotRunning { .. }),
+        "{err:?}"
+    );
+    let err = s
+        .runtime
+        .exec_detached(&c, &ExecConfig::new(["true"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ContainerNotRunning { .. }),
+        "{err:?}"
+    );
+    assert_eq!(exec_dirs(&c), Vec::<String>::new());
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}
