@@ -546,3 +546,46 @@ fn env_notify_socket_only_in_container_mode_and_socket_activation() {
         .iter()
         .any(|(k, _)| k == "NOTIFY_SOCKET"));
 }
+
+#[test]
+fn rendered_log_tags_reach_both_log_drivers() {
+    use conmon_driver::{render_log_tag, LogTagData};
+    let data = LogTagData {
+        id: "0123456789abcdef0123".into(),
+        name: "web".into(),
+        image_name: "busybox:latest".into(),
+        ..LogTagData::default()
+    };
+    let tag = render_log_tag("{{.Name}}/{{.ID | truncate 12}}", &data).unwrap();
+    assert_eq!(tag, "web/0123456789ab");
+    for (driver, path, l) in [
+        (LogDriver::Journald, None, "journald".to_string()),
+        (
+            LogDriver::KubernetesFile,
+            Some(PathBuf::from("/r/ctr.log")),
+            "k8s-file:/r/ctr.log".to_string(),
+        ),
+    ] {
+        let case = Case::new(
+            config(),
+            container().log_config(LogConfig {
+                driver,
+                path,
+                size_max: None,
+                tag: Some(tag.clone()),
+            }),
+        );
+        assert_eq!(
+            case.argv(),
+            expect(&[
+                HEAD,
+                &["-l", l.as_str(), "--log-level", "warning", "--syslog"],
+                OCI_LOG,
+                &["--log-tag", "web/0123456789ab"],
+                PIDFILE
+            ])
+        );
+    }
+    let err = render_log_tag("{{.Nope}}", &data).unwrap_err();
+    assert!(err.to_string().contains(".Nope"), "{err}");
+}

@@ -183,7 +183,12 @@ async fn terminal_stty_size(parent: Option<std::path::PathBuf>) {
     let s = setup("runc", &[]);
     let id = unique_id("tty");
     let mut builder = BundleBuilder::new()
-        .args(["sh", "-c", "read line; stty size"])
+        .args([
+            "sh",
+            "-c",
+            // conmon applies a resize asynchronously: wait for it to land.
+            "read line; until [ \"$(stty size)\" = \"40 120\" ]; do :; done; stty size",
+        ])
         .terminal(true);
     if let Some(parent) = parent {
         builder = builder.in_dir(parent);

@@ -195,8 +195,12 @@ impl Demo {
                 return String::from_utf8_lossy(&before[..at]).into_owned();
             }
             match self.next_event(deadline) {
-                Some(Event::Output(_)) => {}
-                Some(Event::Exited(_)) => self.fail(format!("the demo exited before {needle:?}")),
+                // The demo's last words may still be on their way from the
+                // pty: keep reading until the output ends too.
+                Some(Event::Output(_)) | Some(Event::Exited(_)) => {}
+                None if self.status.is_some() => {
+                    self.fail(format!("the demo exited before {needle:?}"))
+                }
                 None => self.fail(format!("no {needle:?} within {limit:?}")),
             }
         }

@@ -242,7 +242,13 @@ async fn terminal_exec_with_resize() {
         return;
     }
     let r = running_container("exec-tty").await;
-    let mut config = ExecConfig::new(["sh", "-c", "read line; stty size"]);
+    // conmon applies a resize from its control FIFO asynchronously, so the
+    // process waits until the size it reports has arrived.
+    let mut config = ExecConfig::new([
+        "sh",
+        "-c",
+        "read line; until [ \"$(stty size)\" = \"33 77\" ]; do :; done; stty size",
+    ]);
     config.terminal = true;
     config.stdin = true;
     let out = Collector::default();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use conmon_driver::{CgroupManager, SelinuxHost, SelinuxPolicy};
-use runtime_api::{CreateOptions, OciRuntime};
+use runtime_api::{CgroupsMode, CreateOptions, OciRuntime};
 use testkit::{require, FakeSystemd, Need};
 use tracing::instrument::WithSubscriber;
 
@@ -79,7 +79,12 @@ async fn cgroupfs_places_conmon_in_every_hierarchy_and_delete_removes_it() {
     let s = setup("runc", &[]);
     let id = unique_id("cgfs");
     let b = bundle(&["sh", "-c", "exit 0"]);
-    let c = s.describe(&id, &b).cgroup_parent(&parent).build().unwrap();
+    let c = s
+        .describe(&id, &b)
+        .cgroups_mode(CgroupsMode::Enabled)
+        .cgroup_parent(&parent)
+        .build()
+        .unwrap();
     let _cleanup = s.cleanup_on_drop(&id);
 
     let created = s
@@ -181,6 +186,7 @@ async fn systemd_scope_is_requested_exactly_and_the_job_is_awaited() {
     let b = bundle(&["sh", "-c", "exit 0"]);
     let c = s
         .describe(&id, &b)
+        .cgroups_mode(CgroupsMode::Enabled)
         .cgroup_parent("machine.slice")
         .build()
         .unwrap();
@@ -246,6 +252,7 @@ async fn systemd_scope_is_requested_exactly_and_the_job_is_awaited() {
     let id = unique_id("scope-nojob");
     let c = s
         .describe(&id, &b)
+        .cgroups_mode(CgroupsMode::Enabled)
         .cgroup_parent("machine.slice")
         .build()
         .unwrap();
@@ -321,6 +328,7 @@ async fn failing_systemd_manager_gives_a_warning_and_the_container_runs() {
     let b = bundle(&["sh", "-c", "exit 7"]);
     let c = s
         .describe(&id, &b)
+        .cgroups_mode(CgroupsMode::Enabled)
         .cgroup_parent("machine.slice/machine-libpod_pod_x.slice")
         .build()
         .unwrap();

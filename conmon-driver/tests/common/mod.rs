@@ -87,6 +87,10 @@ impl Setup {
         std::fs::create_dir_all(self.dir.path().join("logs")).unwrap();
         ContainerDescription::builder(id.clone(), bundle.path(), self.run_dir(id))
             .log(LogDriver::KubernetesFile, self.log_path(id))
+            // conmon's own cgroup placement is tested in placement.rs with
+            // per-test parents; here it would leave podman's shared
+            // `/libpod_parent` behind in every hierarchy.
+            .cgroups_mode(runtime_api::CgroupsMode::NoConmon)
     }
 
     /// Fails the test if anything of container `id` is left: a process
