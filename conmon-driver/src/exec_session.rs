@@ -131,6 +131,7 @@ async fn launch(
                 id,
                 pid,
                 monitor_pid,
+                timeout: config.timeout,
             },
             files,
             socket,
@@ -402,28 +403,33 @@ fn remove_session_dir(dir: &Path) {
     }
 }
 
+/// How an exec session ended, as conmon reported it.
+enum ExitReport {
+    /// The process exited with this code.
+    Code(i32),
+    /// conmon killed the process when its `-T` limit passed.
+    KilledAfterTimeout,
+}
+
 /// The exit status conmon sends on the sync pipe after the exec's pid.
 async fn read_exit_status(
     sync: &mut SyncReader,
     files: &SessionFiles,
     limit: Duration,
-) -> Result<i32, RuntimeError> {
+) -> Result<ExitReport, RuntimeError> {
     let operation = "waiting for an exec session to exit";
     match sync.read_record(limit).await {
-        Ok(record) if !record.is_failure() => {
-            i32::try_from(record.data).map_err(|_| RuntimeError::MonitorFailed {
+        Ok(record) if !record.is_failure() => i32::try_from(record.data)
+            .map(ExitReport::Code)
+            .map_err(|_| RuntimeError::MonitorFailed {
                 stage: MonitorStage::SyncRecord,
                 message: format!("conmon reported an impossible exit status {}", record.data),
                 stderr: String::new(),
-            })
-        }
+            }),
         Ok(record) => {
             let message = record.message.unwrap_or_default();
             if message.contains("timed out") {
-                Err(RuntimeError::Timeout {
-                    operation: "the exec session's process (killed by conmon)".into(),
-                    limit,
-                })
+                Ok(ExitReport::KilledAfterTimeout)
             } else {
                 Err(RuntimeError::MonitorFailed {
                     stage: MonitorStage::SyncRecord,
@@ -437,7 +443,7 @@ async fn read_exit_status(
             limit,
         }),
         Err(SyncPipeError::Eof) => match read_exit_file(&files.exit_file) {
-            Ok(Some(record)) => Ok(record.code),
+            Ok(Some(record)) => Ok(ExitReport::Code(record.code)),
             Ok(None) => Err(RuntimeError::MonitorFailed {
                 stage: MonitorStage::SyncRecord,
                 message: "the exec session's conmon exited without reporting an exit status".into(),
@@ -506,25 +512,32 @@ async fn finish_session(files: &SessionFiles, exit_delay: Duration, kill_wait: D
 pub(crate) async fn wait_and_clean(
     pending: &PendingExits,
     files: &SessionFiles,
-    session: &ExecSessionId,
+    session: &ExecSession,
     exit_delay: Duration,
     kill_wait: Duration,
     limit: Duration,
 ) -> Result<i32, RuntimeError> {
-    let reader = lock(pending).remove(session.as_str());
-    let code = match reader {
+    let reader = lock(pending).remove(session.id.as_str());
+    let report = match reader {
         Some(mut sync) => match read_exit_status(&mut sync, files, limit).await {
             Err(RuntimeError::Timeout { operation, limit }) => {
                 // Still running: a later wait may read it.
-                lock(pending).insert(session.to_string(), sync);
+                lock(pending).insert(session.id.to_string(), sync);
                 return Err(RuntimeError::Timeout { operation, limit });
             }
             other => other,
         },
-        None => wait_exit_file(files, limit).await,
-    }?;
+        None => wait_exit_file(files, limit).await.map(ExitReport::Code),
+    };
+    // Whatever the outcome, the process is over: the session is done.
     finish_session(files, exit_delay, kill_wait).await;
-    Ok(code)
+    match report? {
+        ExitReport::Code(code) => Ok(code),
+        ExitReport::KilledAfterTimeout => Err(RuntimeError::Timeout {
+            operation: format!("exec session {} (conmon killed its process)", session.id),
+            limit: session.timeout.unwrap_or_default(),
+        }),
+    }
 }
 
 fn lock(pending: &PendingExits) -> std::sync::MutexGuard<'_, HashMap<String, SyncReader>> {
@@ -565,8 +578,8 @@ pub(crate) async fn exec(
     let kill_wait = rt.config.timeouts.kill_wait;
     let completion_limit = rt.config.timeouts.exec_completion;
     let pending = Arc::clone(&rt.pending_exits);
-    let id = session.id.clone();
-    lock(&pending).insert(id.to_string(), sync);
+    let session_for_wait = session.clone();
+    lock(&pending).insert(session.id.to_string(), sync);
     let completion = Box::pin(async move {
         let outcome = pump(&c, socket, streams, terminal, keys, options).await?;
         let exit_code = match outcome {
@@ -574,7 +587,7 @@ pub(crate) async fn exec(
                 wait_and_clean(
                     &pending,
                     &files,
-                    &id,
+                    &session_for_wait,
                     exit_delay,
                     kill_wait,
                     completion_limit,

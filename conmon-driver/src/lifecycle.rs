@@ -387,7 +387,7 @@ impl OciRuntime for ConmonRuntime {
         crate::exec_session::wait_and_clean(
             &self.pending_exits,
             &files,
-            &session.id,
+            session,
             Duration::ZERO,
             self.config.timeouts.kill_wait,
             timeout,

@@ -435,3 +435,35 @@ async fn exec_into_a_stopped_container_is_refused_and_leaves_nothing() {
     s.runtime.delete(&c).await.unwrap();
     s.assert_nothing_left(&id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_exec_is_killed_by_conmon_and_reported() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-timeout").await;
+    let mut config = ExecConfig::new(["sleep", "1000"]);
+    config.timeout = Some(Duration::from_secs(1));
+    let handle = r
+        .runtime
+        .exec(
+            &r.c,
+            &config,
+            AttachStreams {
+                stdout: Some(Collector::default().sink()),
+                ..AttachStreams::default()
+            },
+            AttachOptions::default(),
+        )
+        .await
+        .unwrap();
+    let pid = handle.session.pid;
+    let err = tokio::time::timeout(Duration::from_secs(30), handle.completion)
+        .await
+        .expect("conmon's -T did not end the exec")
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::Timeout { .. }), "{err:?}");
+    assert!(gone(pid), "the timed-out process still runs");
+    assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
+    r.finish().await;
+}

@@ -194,6 +194,8 @@ pub struct ExecSession {
     pub pid: i32,
     /// The pid of the conmon monitoring the session.
     pub monitor_pid: i32,
+    /// The limit conmon kills the process after, when one was asked.
+    pub timeout: Option<Duration>,
 }
 
 /// How an attached exec session ended.
