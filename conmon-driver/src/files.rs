@@ -19,6 +19,9 @@ pub(crate) struct ContainerFiles {
     pub(crate) conmon_pidfile: PathBuf,
     /// `<parent>/conmon` when conmon is placed with cgroupfs.
     pub(crate) conmon_cgroup: Option<String>,
+    /// Whether the driver chose conmon's cgroup parent itself (the caller
+    /// named none), so an empty parent is the driver's to remove.
+    pub(crate) default_parent: bool,
     container: String,
 }
 
@@ -33,6 +36,7 @@ impl ContainerFiles {
             container_pidfile: c.container_pidfile(),
             conmon_pidfile: c.conmon_pidfile().to_path_buf(),
             conmon_cgroup: crate::placement::conmon_cgroupfs_path(config, c),
+            default_parent: c.cgroup_parent().is_none(),
             container: c.id().to_string(),
         }
     }
@@ -44,6 +48,9 @@ impl ContainerFiles {
     pub(crate) fn remove_all(&self) -> Result<(), RuntimeError> {
         if let Some(path) = &self.conmon_cgroup {
             let _ = crate::placement::cleanup_after_delete(&self.container, path);
+            if self.default_parent {
+                crate::placement::remove_default_parent_if_unused();
+            }
         }
         for file in [
             &self.exit_file,

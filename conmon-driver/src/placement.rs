@@ -161,6 +161,23 @@ pub(crate) fn cleanup_after_delete(container: &str, path: &str) -> Option<String
     }
 }
 
+/// Removes the default cgroupfs parent (`/libpod_parent`) from every
+/// hierarchy where nothing uses it any more: the driver made it, so the
+/// driver leaves no empty cgroup behind. A parent still holding another
+/// container's `conmon` cgroup refuses the `rmdir` and stays.
+pub(crate) fn remove_default_parent_if_unused() {
+    let Ok(handle) =
+        cgroup_placement::CgroupHandle::open(cgroup_placement::CGROUPFS_DEFAULT_PARENT)
+    else {
+        return;
+    };
+    for directory in handle.directories() {
+        if let Err(e) = std::fs::remove_dir(&directory) {
+            debug!(directory = %directory.display(), error = %e, "default cgroup parent kept");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

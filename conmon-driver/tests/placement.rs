@@ -461,3 +461,37 @@ async fn selinux_label_is_written_by_conmons_child_only() {
         s.assert_nothing_left(&id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_parent_is_used_and_removed_once_empty() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("cgdefault");
+    let b = bundle(&["true"]);
+    let c = s
+        .describe(&id, &b)
+        .cgroups_mode(CgroupsMode::Enabled)
+        .build()
+        .unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let created = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        created.placement.as_deref(),
+        Some("cgroupfs:/libpod_parent/conmon")
+    );
+    s.runtime.start(&c).await.unwrap();
+    s.runtime.wait(&c, Duration::from_secs(30)).await.unwrap();
+    s.runtime.delete(&c).await.unwrap();
+    // Other tests of this binary use parents of their own, so nothing else
+    // holds the default parent now.
+    for h in hierarchies() {
+        let parent = h.join("libpod_parent");
+        assert!(!parent.exists(), "{} left behind", parent.display());
+    }
+}
