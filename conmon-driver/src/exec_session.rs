@@ -269,6 +269,9 @@ impl ExecLaunch<'_> {
 
         let mut sync = SyncReader::new(sync_parent).map_err(spawn_err)?;
         let mut attach_pipe = SyncReader::new(attach_parent).map_err(spawn_err)?;
+        // Like the container's conmon (podman does the same for exec):
+        // placed before the start byte; problems are logged warnings.
+        let _ = crate::placement::place_conmon(&rt.config, c, self.pgid.map(|p| p as u32)).await;
         let start = StartSignal::new(start_parent);
         if let Err(e) = start.send_byte() {
             if !matches!(e, SyncPipeError::PeerGone) {
