@@ -252,6 +252,10 @@ impl ExecArgv<'_> {
     pub fn persist_dir(session_dir: &Path) -> PathBuf {
         session_dir.join("persist")
     }
+    /// Where the session's conmon writes its pid.
+    pub fn conmon_pidfile(session_dir: &Path) -> PathBuf {
+        session_dir.join("conmon.pid")
+    }
     /// The runtime's error log for the session.
     pub fn oci_log(session_dir: &Path) -> PathBuf {
         session_dir.join("oci-log")
@@ -280,6 +284,8 @@ impl ExecArgv<'_> {
         if self.stdin {
             args.push("-i");
         }
+        args.push("--conmon-pidfile")
+            .push(Self::conmon_pidfile(dir));
         args.push("-e");
         args.push("--exec-attach");
         args.push("--exec-process-spec").push(self.process_spec);

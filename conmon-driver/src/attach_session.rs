@@ -175,13 +175,13 @@ pub(crate) async fn pump(
             match reader.read_record().await {
                 Ok(Some(record)) => {
                     if let Err(e) = sinks.deliver(record.stream, &record.data).await {
-                        // The caller's side is gone: the session ends, the
-                        // container does not.
+                        // The caller's side is gone: for the container that
+                        // is a detach, not the end of its output.
                         debug!(container = %c.id(), error = %e, "attach sink closed");
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(false),
                 Err(e) => return Err(from_attach(c, e)),
             }
         }
@@ -209,7 +209,10 @@ pub(crate) async fn pump(
         }
     };
     let outcome = tokio::select! {
-        ended = output => { ended?; AttachOutcome::StreamsEnded }
+        ended = output => match ended? {
+            true => AttachOutcome::Detached,
+            false => AttachOutcome::StreamsEnded,
+        },
         detached = input => match detached? {
             true => AttachOutcome::Detached,
             false => AttachOutcome::StreamsEnded,

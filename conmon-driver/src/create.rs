@@ -4,14 +4,16 @@
 //! captured in an unnamed file so no pipe can hang us, SELinux exec label
 //! and private mount namespace applied in the child only), placement of
 //! conmon in its cgroup (`placement.rs`), start byte, reap of conmon's
-//! parent, sync record within the deadline, conmon's pidfile. Any failure after the spawn deletes the container from
-//! the runtime, kills what is left of conmon's process group and removes the
-//! files the launch created, then returns an error carrying conmon's stderr
-//! and the runtime's error log message.
+//! parent, sync record within the deadline, conmon's pidfile.
+//!
+//! An id the runtime already knows is refused before anything is touched.
+//! Any failure after the spawn kills conmon and its monitor
+//! (`conmon_process.rs`), deletes the container from the runtime once it
+//! may exist, and removes the files the launch created; the error carries
+//! conmon's stderr and the runtime's error log message. A launch whose
+//! future is dropped half-way is undone the same way, in the background.
 
-use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Stdio;
 
 use runtime_api::{
     ContainerDescription, CreateOptions, CreatedContainer, MonitorStage, RuntimeError,
@@ -24,15 +26,11 @@ use selinux_launch::{ExecLabel, SecurityLabel};
 
 use crate::argv::ConmonArgv;
 use crate::config::{ConmonConfig, SelinuxPolicy};
+use crate::conmon_process::ConmonProcess;
 use crate::env::ConmonEnv;
-use crate::errors::oci_runtime_error;
 use crate::files::{create_dir_with_mode, read_pidfile, remove_file_if_present, ContainerFiles};
-use crate::process_group::kill_group;
 use crate::runtime::ConmonRuntime;
-use crate::runtime_cli::Subcommand;
-
-/// The most of conmon's stderr kept for error messages.
-const MAX_STDERR: u64 = 64 * 1024;
+use crate::runtime_cli::{RuntimeCli, Subcommand};
 
 /// What a failed launch must undo.
 struct Launch<'a> {
@@ -40,9 +38,11 @@ struct Launch<'a> {
     container: &'a ContainerDescription,
     files: ContainerFiles,
     created_run_dir: bool,
-    stderr: std::fs::File,
-    conmon: Option<tokio::process::Child>,
-    pgid: Option<i32>,
+    conmon: Option<ConmonProcess>,
+    /// The start byte went out: the runtime may have created the container.
+    started: bool,
+    /// Set once the launch succeeded or was undone.
+    settled: bool,
 }
 
 pub(crate) async fn create(
@@ -90,6 +90,19 @@ pub(crate) async fn create(
     // the create with nothing to undo.
     let port_sockets = crate::ports::bind_ports(&reserved_ports)?;
 
+    // Everything below removes or replaces files of this id: a container
+    // the runtime still knows must not lose them.
+    match rt.cli.state(container.id(), rt.config.timeouts.state).await {
+        Ok(state_probe::StateProbe::Present(_)) => {
+            return Err(RuntimeError::AlreadyExists {
+                id: container.id().to_string(),
+            })
+        }
+        Ok(state_probe::StateProbe::Gone) => {}
+        // A runtime that cannot answer gets to refuse the id itself.
+        Err(e) => debug!(container = %container.id(), error = %e, "state probe before create"),
+    }
+
     let files = ContainerFiles::new(&rt.config, container);
     let created_run_dir = !container.run_dir().exists();
     create_dir_with_mode(container.run_dir(), 0o700)?;
@@ -104,16 +117,14 @@ pub(crate) async fn create(
     let _ = std::fs::remove_dir_all(&files.persist_dir);
     create_dir_with_mode(&files.persist_dir, 0o750)?;
 
-    let stderr = tempfile::tempfile()
-        .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
     let mut launch = Launch {
         rt,
         container,
         files,
         created_run_dir,
-        stderr,
         conmon: None,
-        pgid: None,
+        started: false,
+        settled: false,
     };
     let handed = HandedFds {
         pass: pass_fds,
@@ -122,8 +133,11 @@ pub(crate) async fn create(
         extra: extra_fds,
     };
     match launch.run(handed, restore.as_ref()).await {
-        Ok(mut created) => {
-            notify_systemd(rt, container, &mut created);
+        Ok(created) => {
+            launch.settled = true;
+            if let Some(conmon) = launch.conmon.as_mut() {
+                conmon.disarm();
+            }
             Ok(created)
         }
         Err(err) => {
@@ -143,22 +157,6 @@ struct HandedFds {
     ports: Vec<OwnedFd>,
     /// Named fds, after the ports.
     extra: Vec<runtime_api::NamedFd>,
-}
-
-/// Sends `MAINPID` (and `READY=1` in conmon mode) to the caller's notify
-/// socket; a failure is a warning, as it does not stop the container.
-fn notify_systemd(rt: &ConmonRuntime, c: &ContainerDescription, created: &mut CreatedContainer) {
-    let Some(socket) = &rt.config.notify_socket else {
-        return;
-    };
-    let Some(message) = crate::notify::message(c.sd_notify(), created.monitor_pid) else {
-        return;
-    };
-    if let Err(e) = crate::notify::send(socket, &message, rt.config.timeouts.notify) {
-        let warning = format!("cannot notify systemd through {}: {e}", socket.display());
-        warn!(container = %c.id(), "{warning}");
-        created.warnings.push(warning);
-    }
 }
 
 impl Launch<'_> {
@@ -233,19 +231,11 @@ impl Launch<'_> {
         let userns = crate::userns::prepare(&rt.config, c)?;
         let exec_label = exec_label(&rt.config)?;
 
-        let stderr_for_child = self
-            .stderr
-            .try_clone()
-            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
         let mut cmd = tokio::process::Command::new(&rt.conmon_path);
         cmd.args(&argv)
             .env_clear()
             .envs(env)
-            .current_dir(c.bundle())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr_for_child)
-            .process_group(0);
+            .current_dir(c.bundle());
         // Hooks run in this order in the child: fds, mount namespace, label.
         plan.install_tokio(&mut cmd);
         if let Some(ns) = &userns.mount_ns {
@@ -255,15 +245,14 @@ impl Launch<'_> {
             debug!(container = %c.id(), label = %label.label(), "conmon's exec label");
             label.install_tokio(&mut cmd);
         }
-        let child = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
-            stage: MonitorStage::Spawn,
-            message: format!("cannot execute {}: {e}", rt.conmon_path.display()),
-            stderr: String::new(),
-        })?;
-        let conmon_pid = child.id();
+        let conmon = self.conmon.insert(ConmonProcess::spawn(
+            cmd,
+            &rt.conmon_path,
+            self.files.conmon_pidfile.clone(),
+            c.id().as_str(),
+        )?);
+        let conmon_pid = conmon.pid();
         debug!(container = %c.id(), conmon_pid, "conmon spawned");
-        self.pgid = conmon_pid.map(|pid| pid as i32);
-        self.conmon = Some(child);
         // conmon holds its own copies now; ours must close so that its exit
         // shows as EOF on the sync pipe.
         drop((sync_child, start_child, pass_fds, ports, extra));
@@ -273,44 +262,32 @@ impl Launch<'_> {
         // byte before it forks its monitor, so the monitor and the runtime
         // are born in conmon's new cgroup.
         let placed = crate::placement::place_conmon(&rt.config, c, conmon_pid).await;
+        self.started = true;
         match StartSignal::new(start_parent).send() {
             Ok(()) => {}
             // conmon already exited: its exit status and stderr say why.
             Err(SyncPipeError::PeerGone) => debug!("conmon closed its start pipe early"),
-            Err(e) => {
-                return Err(RuntimeError::MonitorFailed {
-                    stage: MonitorStage::StartSignal,
-                    message: e.to_string(),
-                    stderr: self.stderr_text(),
-                })
-            }
+            Err(e) => return Err(self.failed(MonitorStage::StartSignal, e.to_string())),
         }
 
-        let status = {
-            let child = self.conmon.as_mut().ok_or_else(|| {
-                RuntimeError::io("conmon child", std::io::Error::other("not spawned"))
-            })?;
-            match tokio::time::timeout_at(deadline, child.wait()).await {
-                Ok(Ok(status)) => status,
-                Ok(Err(e)) => return Err(RuntimeError::io("waiting for conmon", e)),
-                Err(_) => {
-                    return Err(RuntimeError::Timeout {
-                        operation: format!("conmon launch of container {}", c.id()),
-                        limit,
-                    })
-                }
-            }
+        let Some(conmon) = self.conmon.as_mut() else {
+            return Err(RuntimeError::io(
+                "conmon",
+                std::io::Error::other("not spawned"),
+            ));
         };
-        self.conmon = None;
-        if !status.success() {
-            return Err(RuntimeError::MonitorFailed {
-                stage: MonitorStage::ParentExit,
-                message: match status.code() {
-                    Some(code) => format!("conmon exited with status {code}"),
-                    None => format!("conmon was killed ({status})"),
-                },
-                stderr: self.stderr_text(),
+        let Some(status) = conmon.wait_parent(deadline).await? else {
+            return Err(RuntimeError::Timeout {
+                operation: format!("conmon launch of container {}", c.id()),
+                limit,
             });
+        };
+        if !status.success() {
+            let message = match status.code() {
+                Some(code) => format!("conmon exited with status {code}"),
+                None => format!("conmon was killed ({status})"),
+            };
+            return Err(self.failed(MonitorStage::ParentExit, message));
         }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -329,13 +306,7 @@ impl Launch<'_> {
                      (the runtime failed without an error message)",
                 ))
             }
-            Err(e) => {
-                return Err(RuntimeError::MonitorFailed {
-                    stage: MonitorStage::SyncRecord,
-                    message: e.to_string(),
-                    stderr: self.stderr_text(),
-                })
-            }
+            Err(e) => return Err(self.failed(MonitorStage::SyncRecord, e.to_string())),
         };
         if record.is_failure() {
             return Err(self.runtime_failure(
@@ -343,20 +314,20 @@ impl Launch<'_> {
                 &format!("conmon reported failure {} without a message", record.data),
             ));
         }
-        let pid = i32::try_from(record.data).map_err(|_| RuntimeError::MonitorFailed {
-            stage: MonitorStage::SyncRecord,
-            message: format!("conmon reported an impossible pid {}", record.data),
-            stderr: self.stderr_text(),
+        let pid = i32::try_from(record.data).map_err(|_| {
+            self.failed(
+                MonitorStage::SyncRecord,
+                format!("conmon reported an impossible pid {}", record.data),
+            )
         })?;
         let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
-            RuntimeError::MonitorFailed {
-                stage: MonitorStage::Pidfile,
-                message: format!(
+            self.failed(
+                MonitorStage::Pidfile,
+                format!(
                     "conmon wrote no pidfile at {}",
                     self.files.conmon_pidfile.display()
                 ),
-                stderr: self.stderr_text(),
-            }
+            )
         })?;
         debug!(container = %c.id(), pid, monitor_pid, "container created");
         Ok(CreatedContainer {
@@ -368,85 +339,108 @@ impl Launch<'_> {
         })
     }
 
-    /// The error for a runtime that failed to create the container: the
-    /// runtime's own error log first (as podman prefers it), then conmon's
-    /// message, classified into permission / not found / other.
-    fn runtime_failure(&self, conmon_message: Option<&str>, fallback: &str) -> RuntimeError {
-        let logged = sync_pipe::read_oci_error(&self.files.oci_log)
-            .ok()
-            .flatten()
-            .map(|entry| entry.msg);
-        let message = logged
-            .or_else(|| conmon_message.map(str::to_string))
-            .filter(|m| !m.trim().is_empty());
-        let stderr = self.stderr_text();
-        match message {
-            Some(message) => match oci_runtime_error(
-                &self.rt.config.runtime_name,
-                format!(
-                    "{} create {}",
-                    self.rt.runtime_path.display(),
-                    self.container.id()
-                ),
-                &message,
-            ) {
-                RuntimeError::RuntimeFailed { stderr: msg, .. } => RuntimeError::MonitorFailed {
-                    stage: MonitorStage::SyncRecord,
-                    message: format!("{}: {msg}", self.rt.config.runtime_name),
-                    stderr,
-                },
-                classified => classified,
-            },
+    /// A failure at `stage`, with conmon's stderr.
+    fn failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
+        match &self.conmon {
+            Some(conmon) => conmon.monitor_failed(stage, message),
             None => RuntimeError::MonitorFailed {
-                stage: MonitorStage::SyncRecord,
-                message: fallback.to_string(),
-                stderr,
+                stage,
+                message,
+                stderr: String::new(),
             },
         }
     }
 
-    fn stderr_text(&self) -> String {
-        let mut file = &self.stderr;
-        let mut text = String::new();
-        if file.rewind().is_ok() {
-            let _ = file.take(MAX_STDERR).read_to_string(&mut text);
+    /// The error for a runtime that failed to create the container.
+    fn runtime_failure(&self, conmon_message: Option<&str>, fallback: &str) -> RuntimeError {
+        let rt = self.rt;
+        let command = format!(
+            "{} create {}",
+            rt.runtime_path.display(),
+            self.container.id()
+        );
+        match &self.conmon {
+            Some(conmon) => conmon.runtime_failure(
+                &rt.config.runtime_name,
+                command,
+                &self.files.oci_log,
+                conmon_message,
+                fallback,
+            ),
+            None => self.failed(MonitorStage::SyncRecord, fallback.to_string()),
         }
-        text.trim().to_string()
     }
 
-    /// Deletes the container from the runtime, kills conmon's process group,
-    /// reaps conmon's parent and removes the launch's files.
+    /// Kills conmon and its monitor, deletes the container from the runtime
+    /// (once the start byte may have let conmon create it) and removes the
+    /// launch's files.
     async fn undo(&mut self) {
-        let rt = self.rt;
-        let id = self.container.id();
-        if let Err(e) = rt
-            .cli
-            .run(Subcommand::DeleteForce(id), rt.config.timeouts.delete)
-            .await
-        {
-            debug!(container = %id, error = %e, "delete after failed create");
+        self.settled = true;
+        if let Some(conmon) = self.conmon.as_mut() {
+            conmon.kill_all(self.rt.config.timeouts.kill_wait).await;
         }
-        if let Some(pgid) = self.pgid {
-            let survivors = kill_group(pgid, rt.config.timeouts.kill_wait).await;
-            if !survivors.is_empty() {
-                warn!(container = %id, ?survivors, "processes of conmon's group survived SIGKILL");
+        let undo = Undo::of(self);
+        undo.run().await;
+    }
+}
+
+/// The undo of a launch as owned data, so that it can also run from a
+/// background task when the launch's future was dropped.
+struct Undo {
+    cli: RuntimeCli,
+    delete_limit: std::time::Duration,
+    id: runtime_api::ContainerId,
+    started: bool,
+    files: ContainerFiles,
+    run_dir: Option<std::path::PathBuf>,
+}
+
+impl Undo {
+    fn of(launch: &Launch<'_>) -> Self {
+        Self {
+            cli: launch.rt.cli.clone(),
+            delete_limit: launch.rt.config.timeouts.delete,
+            id: launch.container.id().clone(),
+            started: launch.started,
+            files: launch.files.clone(),
+            run_dir: launch
+                .created_run_dir
+                .then(|| launch.container.run_dir().to_path_buf()),
+        }
+    }
+
+    async fn run(self) {
+        if self.started {
+            if let Err(e) = self
+                .cli
+                .run(Subcommand::DeleteForce(&self.id), self.delete_limit)
+                .await
+            {
+                debug!(container = %self.id, error = %e, "delete after failed create");
             }
-        }
-        if let Ok(Some(monitor)) = read_pidfile(&self.files.conmon_pidfile) {
-            if let Ok(Some(pidfd)) = state_probe::PidFd::open(monitor) {
-                let _ = pidfd.send_signal(libc::SIGKILL);
-                let _ = pidfd.exited(rt.config.timeouts.kill_wait).await;
-            }
-        }
-        if let Some(mut child) = self.conmon.take() {
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(rt.config.timeouts.kill_wait, child.wait()).await;
         }
         if let Err(e) = self.files.remove_all() {
-            warn!(container = %id, error = %e, "removing files after failed create");
+            warn!(container = %self.id, error = %e, "removing files after failed create");
         }
-        if self.created_run_dir {
-            let _ = std::fs::remove_dir_all(self.container.run_dir());
+        if let Some(dir) = self.run_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for Launch<'_> {
+    /// A create whose future was dropped: conmon is killed by its own drop
+    /// (it would otherwise treat the closed start pipe as "go"); the rest of
+    /// the undo runs in the background when a tokio runtime is there.
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let undo = Undo::of(self);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(undo.run());
+        } else {
+            warn!(container = %undo.id, "an abandoned create could not be undone: no runtime");
         }
     }
 }

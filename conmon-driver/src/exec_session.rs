@@ -8,10 +8,9 @@
 //! When a session ends its directory is removed and its conmon reaped.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,11 +26,11 @@ use tracing::{debug, warn};
 
 use crate::argv::ExecArgv;
 use crate::attach_session::{from_attach, prepare, pump};
+use crate::conmon_process::{monitor_pidfd, ConmonProcess};
 use crate::env::ConmonEnv;
-use crate::errors::{from_probe, oci_runtime_error};
+use crate::errors::from_probe;
 use crate::exec_spec::{build_exec_process, write_process_spec};
 use crate::files::{create_dir_with_mode, read_pidfile};
-use crate::process_group::kill_group;
 use crate::runtime::ConmonRuntime;
 
 /// The files of one session, all under its directory in the bundle.
@@ -50,7 +49,7 @@ impl SessionFiles {
             // conmon names exit files after the container (`-c`), which is
             // why every session has an exit directory of its own.
             exit_file: ExecArgv::exit_dir(&dir).join(c.id().as_str()),
-            conmon_pidfile: dir.join("conmon.pid"),
+            conmon_pidfile: ExecArgv::conmon_pidfile(&dir),
             oci_log: ExecArgv::oci_log(&dir),
             dir,
         }
@@ -80,14 +79,23 @@ struct Launched {
     session: ExecSession,
     files: SessionFiles,
     socket: Option<AttachSocket>,
-    sync: SyncReader,
 }
 
-/// Sync pipes of exec sessions whose exit status nobody has read yet, by
-/// session id: conmon 2.1 reports an exec's exit status on the sync pipe
-/// only (newer versions also write the exit file, which is read when no
-/// pipe is pending).
-pub(crate) type PendingExits = Arc<Mutex<HashMap<String, SyncReader>>>;
+/// What the driver holds of a running exec session until its exit status
+/// has been read.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    /// The sync pipe: conmon 2.1 reports an exec's exit status there (and
+    /// in exit files only when it can write them). Behind an async mutex so
+    /// that a wait dropped half-way leaves it for the next one.
+    sync: tokio::sync::Mutex<SyncReader>,
+    /// The exec'd process, pinned while it was known to be alive, so that
+    /// stop and liveness never reach a recycled pid.
+    process: Option<PidFd>,
+}
+
+/// Sessions whose exit status nobody has read yet, by session id.
+pub(crate) type PendingExits = Arc<Mutex<HashMap<String, Arc<SessionState>>>>;
 
 /// Refuses a container that is not running, without creating anything.
 async fn require_running(rt: &ConmonRuntime, c: &ContainerDescription) -> Result<(), RuntimeError> {
@@ -121,22 +129,32 @@ async fn launch(
         rt,
         c,
         files: files.clone(),
-        stderr: None,
         conmon: None,
-        pgid: None,
+        process: None,
+        settled: false,
     };
     match run.run(config, &id, attach).await {
-        Ok((pid, monitor_pid, socket, sync)) => Ok(Launched {
-            session: ExecSession {
-                id,
-                pid,
-                monitor_pid,
-                timeout: config.timeout,
-            },
-            files,
-            socket,
-            sync,
-        }),
+        Ok((pid, monitor_pid, socket, sync)) => {
+            run.settled = true;
+            if let Some(conmon) = run.conmon.as_mut() {
+                conmon.disarm();
+            }
+            let state = Arc::new(SessionState {
+                sync: tokio::sync::Mutex::new(sync),
+                process: run.process.take(),
+            });
+            lock(&rt.pending_exits).insert(id.to_string(), state);
+            Ok(Launched {
+                session: ExecSession {
+                    id,
+                    pid,
+                    monitor_pid,
+                    timeout: config.timeout,
+                },
+                files,
+                socket,
+            })
+        }
         Err(err) => {
             run.undo().await;
             Err(err)
@@ -148,9 +166,26 @@ struct ExecLaunch<'a> {
     rt: &'a ConmonRuntime,
     c: &'a ContainerDescription,
     files: SessionFiles,
-    stderr: Option<std::fs::File>,
-    conmon: Option<tokio::process::Child>,
-    pgid: Option<i32>,
+    conmon: Option<ConmonProcess>,
+    /// The exec'd process once conmon reported it.
+    process: Option<PidFd>,
+    /// Set once the launch succeeded or was undone.
+    settled: bool,
+}
+
+impl Drop for ExecLaunch<'_> {
+    /// A launch whose future was dropped: conmon and its monitor are
+    /// killed by `ConmonProcess`'s own drop; the process and the session's
+    /// files go here.
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if let Some(process) = &self.process {
+            let _ = process.send_signal(libc::SIGKILL);
+        }
+        remove_session_dir(&self.files.dir);
+    }
 }
 
 impl ExecLaunch<'_> {
@@ -213,7 +248,7 @@ impl ExecLaunch<'_> {
         plan.seal_unplaced();
 
         let json_errors = rt.listed_in(&rt.config.runtimes_with_json_errors);
-        let mut argv = ExecArgv {
+        let argv = ExecArgv {
             config: &rt.config,
             runtime_path: &rt.runtime_path,
             container: c,
@@ -227,8 +262,6 @@ impl ExecLaunch<'_> {
             exit_delay_secs: config.exit_delay.map(|d| d.as_secs()),
         }
         .build();
-        argv.push("--conmon-pidfile".into());
-        argv.push(self.files.conmon_pidfile.clone().into());
         let env: Vec<(String, String)> = ConmonEnv {
             config: &rt.config,
             container: c,
@@ -241,54 +274,39 @@ impl ExecLaunch<'_> {
         .filter(|(key, _)| key != "NOTIFY_SOCKET")
         .collect();
 
-        let stderr = tempfile::tempfile()
-            .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
-        let stderr_for_child = stderr
-            .try_clone()
-            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
-        self.stderr = Some(stderr);
         let mut cmd = tokio::process::Command::new(&rt.conmon_path);
         cmd.args(&argv)
             .env_clear()
             .envs(env)
-            .current_dir(&self.files.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr_for_child)
-            .process_group(0);
+            .current_dir(&self.files.dir);
         plan.install_tokio(&mut cmd);
         debug!(container = %c.id(), session = %id, ?argv, "spawning exec conmon");
-        let child = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
-            stage: MonitorStage::Spawn,
-            message: format!("cannot execute {}: {e}", rt.conmon_path.display()),
-            stderr: String::new(),
-        })?;
-        self.pgid = child.id().map(|pid| pid as i32);
-        self.conmon = Some(child);
+        let conmon = self.conmon.insert(ConmonProcess::spawn(
+            cmd,
+            &rt.conmon_path,
+            self.files.conmon_pidfile.clone(),
+            id.as_str(),
+        )?);
+        let conmon_pid = conmon.pid();
         drop((sync_child, start_child, attach_child));
 
         let mut sync = SyncReader::new(sync_parent).map_err(spawn_err)?;
         let mut attach_pipe = SyncReader::new(attach_parent).map_err(spawn_err)?;
         // Like the container's conmon (podman does the same for exec):
         // placed before the start byte; problems are logged warnings.
-        let _ = crate::placement::place_conmon(&rt.config, c, self.pgid.map(|p| p as u32)).await;
+        let _ = crate::placement::place_conmon(&rt.config, c, conmon_pid).await;
         let start = StartSignal::new(start_parent);
         if let Err(e) = start.send_byte() {
             if !matches!(e, SyncPipeError::PeerGone) {
                 return Err(self.monitor_failed(MonitorStage::StartSignal, e.to_string()));
             }
         }
-        let status = {
-            let Some(child) = self.conmon.as_mut() else {
-                return Err(self.monitor_failed(MonitorStage::ParentExit, "not spawned".into()));
-            };
-            match tokio::time::timeout_at(deadline, child.wait()).await {
-                Ok(Ok(status)) => status,
-                Ok(Err(e)) => return Err(RuntimeError::io("waiting for conmon", e)),
-                Err(_) => return Err(timed_out("conmon launch")),
-            }
+        let Some(conmon) = self.conmon.as_mut() else {
+            return Err(self.monitor_failed(MonitorStage::ParentExit, "not spawned".into()));
         };
-        self.conmon = None;
+        let Some(status) = conmon.wait_parent(deadline).await? else {
+            return Err(timed_out("conmon launch"));
+        };
         if !status.success() {
             return Err(self.monitor_failed(
                 MonitorStage::ParentExit,
@@ -327,6 +345,8 @@ impl ExecLaunch<'_> {
             Err(SyncPipeError::Eof) => return Err(self.runtime_failure(None)),
             Err(e) => return Err(self.monitor_failed(MonitorStage::SyncRecord, e.to_string())),
         };
+        // Pinned now, while the process is known to run.
+        self.process = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
         let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
             self.monitor_failed(MonitorStage::Pidfile, "conmon wrote no pidfile".into())
         })?;
@@ -334,63 +354,45 @@ impl ExecLaunch<'_> {
         Ok((pid, monitor_pid, socket, sync))
     }
 
-    fn stderr_text(&self) -> String {
-        let mut text = String::new();
-        if let Some(mut file) = self.stderr.as_ref() {
-            if file.rewind().is_ok() {
-                let _ = file.take(64 * 1024).read_to_string(&mut text);
-            }
-        }
-        text.trim().to_string()
-    }
-
     fn monitor_failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
-        RuntimeError::MonitorFailed {
-            stage,
-            message,
-            stderr: self.stderr_text(),
+        match &self.conmon {
+            Some(conmon) => conmon.monitor_failed(stage, message),
+            None => RuntimeError::MonitorFailed {
+                stage,
+                message,
+                stderr: String::new(),
+            },
         }
     }
 
     /// The runtime's error log first, then conmon's message, classified as
     /// podman does (126 permission denied, 127 not found).
     fn runtime_failure(&self, conmon_message: Option<&str>) -> RuntimeError {
-        let message = sync_pipe::read_oci_error(&self.files.oci_log)
-            .ok()
-            .flatten()
-            .map(|entry| entry.msg)
-            .or_else(|| conmon_message.map(str::to_string))
-            .filter(|m| !m.trim().is_empty());
-        match message {
-            Some(message) => match oci_runtime_error(
+        let fallback = "conmon closed the sync pipe without reporting the exec process";
+        match &self.conmon {
+            Some(conmon) => conmon.runtime_failure(
                 &self.rt.config.runtime_name,
                 format!("{} exec {}", self.rt.runtime_path.display(), self.c.id()),
-                &message,
-            ) {
-                RuntimeError::RuntimeFailed { stderr: msg, .. } => self.monitor_failed(
-                    MonitorStage::SyncRecord,
-                    format!("{}: {msg}", self.rt.config.runtime_name),
-                ),
-                classified => classified,
-            },
-            None => self.monitor_failed(
-                MonitorStage::SyncRecord,
-                "conmon closed the sync pipe without reporting the exec process".into(),
+                &self.files.oci_log,
+                conmon_message,
+                fallback,
             ),
+            None => self.monitor_failed(MonitorStage::SyncRecord, fallback.into()),
         }
     }
 
+    /// Kills the exec'd process if it was started, conmon and its monitor
+    /// (which would otherwise run the process unattended: it takes a
+    /// closed start pipe as "go"), and removes the session's directory.
     async fn undo(&mut self) {
+        self.settled = true;
         let limit = self.rt.config.timeouts.kill_wait;
-        if let Some(pgid) = self.pgid {
-            let survivors = kill_group(pgid, limit).await;
-            if !survivors.is_empty() {
-                warn!(?survivors, "processes of an exec conmon survived SIGKILL");
-            }
+        if let Some(process) = self.process.take() {
+            let _ = process.send_signal(libc::SIGKILL);
+            let _ = process.exited(limit).await;
         }
-        if let Some(mut child) = self.conmon.take() {
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(limit, child.wait()).await;
+        if let Some(conmon) = self.conmon.as_mut() {
+            conmon.kill_all(limit).await;
         }
         remove_session_dir(&self.files.dir);
     }
@@ -464,12 +466,13 @@ async fn read_exit_status(
 
 /// Reads the exit status from the exit file when no sync pipe is pending
 /// (a conmon that writes one, or a session launched by another process).
-async fn wait_exit_file(files: &SessionFiles, limit: Duration) -> Result<i32, RuntimeError> {
+async fn wait_exit_file(
+    files: &SessionFiles,
+    session: &ExecSessionId,
+    limit: Duration,
+) -> Result<i32, RuntimeError> {
     let operation = "waiting for an exec session to exit";
-    let monitor = match read_pidfile(&files.conmon_pidfile)? {
-        Some(pid) => PidFd::open(pid).map_err(|e| from_probe(operation, e))?,
-        None => None,
-    };
+    let monitor = monitor_pidfd(&files.conmon_pidfile, session.as_str());
     let no_status = || RuntimeError::MonitorFailed {
         stage: MonitorStage::SyncRecord,
         message: "no exit status is known for this exec session".into(),
@@ -497,14 +500,18 @@ async fn wait_exit_file(files: &SessionFiles, limit: Duration) -> Result<i32, Ru
 
 /// Waits for conmon to leave (killing one that lingers past the exit delay)
 /// and removes the session's directory.
-async fn finish_session(files: &SessionFiles, exit_delay: Duration, kill_wait: Duration) {
-    if let Ok(Some(pid)) = read_pidfile(&files.conmon_pidfile) {
-        if let Ok(Some(monitor)) = PidFd::open(pid) {
-            if !matches!(monitor.exited(exit_delay + kill_wait).await, Ok(true)) {
-                warn!(monitor = pid, "exec conmon lingers; killing it");
-                let _ = monitor.send_signal(libc::SIGKILL);
-                let _ = monitor.exited(kill_wait).await;
-            }
+async fn finish_session(
+    files: &SessionFiles,
+    session: &ExecSessionId,
+    exit_delay: Duration,
+    kill_wait: Duration,
+) {
+    // Only a process that is this session's conmon: the pid may be reused.
+    if let Some(monitor) = monitor_pidfd(&files.conmon_pidfile, session.as_str()) {
+        if !matches!(monitor.exited(exit_delay + kill_wait).await, Ok(true)) {
+            warn!(monitor = monitor.pid(), "exec conmon lingers; killing it");
+            let _ = monitor.send_signal(libc::SIGKILL);
+            let _ = monitor.exited(kill_wait).await;
         }
     }
     remove_session_dir(&files.dir);
@@ -520,21 +527,35 @@ pub(crate) async fn wait_and_clean(
     kill_wait: Duration,
     limit: Duration,
 ) -> Result<i32, RuntimeError> {
-    let reader = lock(pending).remove(session.id.as_str());
-    let report = match reader {
-        Some(mut sync) => match read_exit_status(&mut sync, files, limit).await {
-            Err(RuntimeError::Timeout { operation, limit }) => {
-                // Still running: a later wait may read it.
-                lock(pending).insert(session.id.to_string(), sync);
-                return Err(RuntimeError::Timeout { operation, limit });
+    let state = lock(pending).get(session.id.as_str()).cloned();
+    let report = match state {
+        Some(state) => {
+            // The reader stays in the state until a result is definitive,
+            // so a wait dropped (or timed out) here leaves it for the next.
+            let mut sync = state.sync.lock().await;
+            match read_exit_status(&mut sync, files, limit).await {
+                Err(RuntimeError::Timeout { operation, limit }) => {
+                    return Err(RuntimeError::Timeout { operation, limit });
+                }
+                other => {
+                    lock(pending).remove(session.id.as_str());
+                    other
+                }
             }
-            other => other,
-        },
-        None => wait_exit_file(files, limit).await.map(ExitReport::Code),
+        }
+        None => wait_exit_file(files, &session.id, limit)
+            .await
+            .map(ExitReport::Code),
     };
     // Whatever the outcome, the process is over: the session is done.
-    finish_session(files, exit_delay, kill_wait).await;
+    finish_session(files, &session.id, exit_delay, kill_wait).await;
     match report? {
+        // conmon writes -1 to the exit files of an exec it killed at its
+        // timeout (the sync pipe says so in words).
+        ExitReport::Code(-1) if session.timeout.is_some() => Err(RuntimeError::Timeout {
+            operation: format!("exec session {} (conmon killed its process)", session.id),
+            limit: session.timeout.unwrap_or_default(),
+        }),
         ExitReport::Code(code) => Ok(code),
         ExitReport::KilledAfterTimeout => Err(RuntimeError::Timeout {
             operation: format!("exec session {} (conmon killed its process)", session.id),
@@ -543,7 +564,7 @@ pub(crate) async fn wait_and_clean(
     }
 }
 
-fn lock(pending: &PendingExits) -> std::sync::MutexGuard<'_, HashMap<String, SyncReader>> {
+fn lock(pending: &PendingExits) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionState>>> {
     // A panic while holding the lock cannot leave the map inconsistent:
     // every critical section is a single insert or remove.
     pending
@@ -564,7 +585,6 @@ pub(crate) async fn exec(
         session,
         files,
         socket,
-        sync,
     } = launched;
     let Some(socket) = socket else {
         return Err(RuntimeError::io(
@@ -582,7 +602,6 @@ pub(crate) async fn exec(
     let completion_limit = rt.config.timeouts.exec_completion;
     let pending = Arc::clone(&rt.pending_exits);
     let session_for_wait = session.clone();
-    lock(&pending).insert(session.id.to_string(), sync);
     let completion = Box::pin(async move {
         let outcome = pump(&c, socket, streams, terminal, keys, options).await?;
         let exit_code = match outcome {
@@ -613,9 +632,16 @@ pub(crate) async fn exec_detached(
     c: &ContainerDescription,
     config: &ExecConfig,
 ) -> Result<ExecSession, RuntimeError> {
-    let launched = launch(rt, c, config, false).await?;
-    lock(&rt.pending_exits).insert(launched.session.id.to_string(), launched.sync);
-    Ok(launched.session)
+    Ok(launch(rt, c, config, false).await?.session)
+}
+
+/// The pidfd taken on the session's process when it started; `None` once
+/// its status was read (the session is over) or for an unknown session.
+fn session_process(rt: &ConmonRuntime, session: &ExecSession) -> Option<Arc<SessionState>> {
+    lock(&rt.pending_exits)
+        .get(session.id.as_str())
+        .cloned()
+        .filter(|state| state.process.is_some())
 }
 
 pub(crate) async fn exec_stop(
@@ -624,7 +650,10 @@ pub(crate) async fn exec_stop(
     timeout: Duration,
 ) -> Result<(), RuntimeError> {
     let operation = format!("stopping exec session {}", session.id);
-    let Some(pidfd) = PidFd::open(session.pid).map_err(|e| from_probe(&operation, e))? else {
+    let Some(state) = session_process(rt, session) else {
+        return Ok(());
+    };
+    let Some(pidfd) = state.process.as_ref() else {
         return Ok(());
     };
     if !timeout.is_zero() {
@@ -658,9 +687,15 @@ pub(crate) async fn exec_stop(
 }
 
 /// Whether the session's process still runs (a zombie does not).
-pub(crate) async fn exec_alive(session: &ExecSession) -> Result<bool, RuntimeError> {
+pub(crate) async fn exec_alive(
+    rt: &ConmonRuntime,
+    session: &ExecSession,
+) -> Result<bool, RuntimeError> {
     let operation = format!("probing exec session {}", session.id);
-    match PidFd::open(session.pid).map_err(|e| from_probe(&operation, e))? {
+    let Some(state) = session_process(rt, session) else {
+        return Ok(false);
+    };
+    match state.process.as_ref() {
         None => Ok(false),
         Some(pidfd) => Ok(!pidfd
             .exited(Duration::ZERO)

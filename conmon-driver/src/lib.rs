@@ -36,6 +36,7 @@
 mod argv;
 mod attach_session;
 mod config;
+mod conmon_process;
 mod create;
 mod env;
 mod errors;

@@ -16,6 +16,7 @@ use runtime_api::{
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::conmon_process::monitor_pidfd;
 use crate::errors::from_probe;
 use crate::files::{read_pidfile, ContainerFiles};
 use crate::runtime::ConmonRuntime;
@@ -31,10 +32,7 @@ impl ConmonRuntime {
     async fn await_exit_file(&self, c: &ContainerDescription, limit: Duration) -> Result<i32> {
         let files = self.files(c);
         let operation = format!("waiting for container {} to exit", c.id());
-        let monitor = match read_pidfile(&files.conmon_pidfile)? {
-            Some(pid) => PidFd::open(pid).map_err(|e| from_probe(&operation, e))?,
-            None => None,
-        };
+        let monitor = monitor_pidfd(&files.conmon_pidfile, c.id().as_str());
         let exit_file = state_probe::wait_for_exit_file(&files.exit_file, limit);
         let record = match monitor {
             Some(monitor) => {
@@ -72,6 +70,32 @@ impl ConmonRuntime {
         record
             .map(|r| r.code)
             .map_err(|e| from_probe(&operation, e))
+    }
+
+    /// Tells systemd, once the container runs (as podman does after
+    /// `start`), that conmon is the main process, and in conmon mode that
+    /// the container is ready. A failure is logged, not returned: the
+    /// container runs either way.
+    async fn notify_systemd(&self, c: &ContainerDescription) {
+        let Some(socket) = self.config.notify_socket.clone() else {
+            return;
+        };
+        let Ok(Some(monitor_pid)) = read_pidfile(c.conmon_pidfile()) else {
+            warn!(container = %c.id(), "no conmon pid to notify systemd with");
+            return;
+        };
+        let Some(message) = crate::notify::message(c.sd_notify(), monitor_pid) else {
+            return;
+        };
+        let limit = self.config.timeouts.notify;
+        let sent =
+            tokio::task::spawn_blocking(move || crate::notify::send(&socket, &message, limit))
+                .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(container = %c.id(), error = %e, "cannot notify systemd"),
+            Err(e) => warn!(container = %c.id(), error = %e, "cannot notify systemd"),
+        }
     }
 
     fn started_at(&self, c: &ContainerDescription) -> Option<SystemTime> {
@@ -120,14 +144,22 @@ impl OciRuntime for ConmonRuntime {
     }
 
     async fn start(&self, c: &ContainerDescription) -> Result<()> {
-        self.cli
-            .run(Subcommand::Start(c.id()), self.config.timeouts.start)
-            .instrument(info_span!("start", container = %c.id()))
-            .await?;
+        // Recorded before the runtime is asked: a process that exits at
+        // once must not appear to have finished before it started.
         let marker = self.files(c).started_marker;
         if let Err(e) = std::fs::write(&marker, b"") {
             warn!(container = %c.id(), error = %e, "cannot record the start time");
         }
+        if let Err(e) = self
+            .cli
+            .run(Subcommand::Start(c.id()), self.config.timeouts.start)
+            .instrument(info_span!("start", container = %c.id()))
+            .await
+        {
+            let _ = std::fs::remove_file(&marker);
+            return Err(e);
+        }
+        self.notify_systemd(c).await;
         Ok(())
     }
 
@@ -284,23 +316,26 @@ impl OciRuntime for ConmonRuntime {
             }
             // conmon leaves once the container is gone; one that lingers
             // past the delete limit is killed so no monitor leaks.
-            if let Some(monitor) = read_pidfile(&files.conmon_pidfile)? {
+            // Only a process that is this container's conmon: a pidfile
+            // outlives its process, and pids are reused.
+            if let Some(pidfd) = monitor_pidfd(&files.conmon_pidfile, c.id().as_str()) {
                 let operation = format!("waiting for conmon of container {} to exit", c.id());
-                if let Some(pidfd) = PidFd::open(monitor).map_err(|e| from_probe(&operation, e))? {
-                    if !pidfd
-                        .exited(self.config.timeouts.delete)
+                if !pidfd
+                    .exited(self.config.timeouts.delete)
+                    .await
+                    .map_err(|e| from_probe(&operation, e))?
+                {
+                    warn!(
+                        monitor = pidfd.pid(),
+                        "conmon lingers after delete; killing it"
+                    );
+                    pidfd
+                        .send_signal(libc::SIGKILL)
+                        .map_err(|e| from_probe(&operation, e))?;
+                    pidfd
+                        .exited(self.config.timeouts.kill_wait)
                         .await
-                        .map_err(|e| from_probe(&operation, e))?
-                    {
-                        warn!(monitor, "conmon lingers after delete; killing it");
-                        pidfd
-                            .send_signal(libc::SIGKILL)
-                            .map_err(|e| from_probe(&operation, e))?;
-                        pidfd
-                            .exited(self.config.timeouts.kill_wait)
-                            .await
-                            .map_err(|e| from_probe(&operation, e))?;
-                    }
+                        .map_err(|e| from_probe(&operation, e))?;
                 }
             }
             files.remove_all()
@@ -415,7 +450,7 @@ impl OciRuntime for ConmonRuntime {
     }
 
     async fn exec_alive(&self, _c: &ContainerDescription, session: &ExecSession) -> Result<bool> {
-        crate::exec_session::exec_alive(session).await
+        crate::exec_session::exec_alive(self, session).await
     }
 
     fn exec_attach_socket_path(
@@ -476,9 +511,14 @@ impl OciRuntime for ConmonRuntime {
     }
 
     async fn monitor_alive(&self, c: &ContainerDescription) -> Result<bool> {
-        Ok(read_pidfile(c.conmon_pidfile())?
-            .map(state_probe::alive)
-            .unwrap_or(false))
+        match monitor_pidfd(c.conmon_pidfile(), c.id().as_str()) {
+            // A zombie nobody reaped yet is not a live monitor.
+            Some(pidfd) => Ok(!pidfd
+                .exited(Duration::ZERO)
+                .await
+                .map_err(|e| from_probe("probing conmon", e))?),
+            None => Ok(false),
+        }
     }
 
     async fn features(&self) -> Result<RuntimeFeatures> {

@@ -1,7 +1,8 @@
-//! Making sure nothing a failed launch started survives it. conmon runs in
-//! its own process group, so every process it forked (its monitor child, the
-//! runtime's `create`, a fake's helpers) can be found through `/proc` by
-//! group id, killed, and awaited on a pidfd.
+//! Killing a process group and waiting for its members on pidfds. conmon
+//! runs in a process group of its own; until its first process is reaped,
+//! the group id is pinned and every process still in it (conmon's parent
+//! and anything forked before the monitor's `setsid`) can be found through
+//! `/proc`, killed, and awaited.
 
 use std::time::Duration;
 

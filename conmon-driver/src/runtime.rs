@@ -84,7 +84,6 @@ impl ConmonRuntime {
             env.push(("PATH".to_string(), path.to_string_lossy().into_owned()));
         }
         let cli = RuntimeCli {
-            name: config.runtime_name.clone(),
             path: runtime_path.clone(),
             flags: config.runtime_flags.clone(),
             env,

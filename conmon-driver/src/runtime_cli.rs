@@ -124,7 +124,6 @@ impl Subcommand<'_> {
 /// Runs a runtime binary with the driver's global flags and environment.
 #[derive(Debug, Clone)]
 pub(crate) struct RuntimeCli {
-    pub(crate) name: String,
     pub(crate) path: PathBuf,
     pub(crate) flags: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
@@ -149,8 +148,8 @@ impl RuntimeCli {
         command_with_env(&self.path, self.argv(sub), &self.env)
     }
 
-    /// Runs `sub`; a non-zero exit becomes a typed error carrying stderr
-    /// (classified as podman does).
+    /// Runs `sub`; a non-zero exit becomes `RuntimeFailed` carrying the
+    /// command line, the status and stderr.
     pub(crate) async fn run(
         &self,
         sub: Subcommand<'_>,
@@ -164,17 +163,14 @@ impl RuntimeCli {
         if out.success() {
             return Ok(out);
         }
-        let stderr = out.stderr_text();
-        Err(
-            match crate::errors::oci_runtime_error(&self.name, rendered.clone(), &stderr) {
-                RuntimeError::RuntimeFailed { .. } => RuntimeError::RuntimeFailed {
-                    command: rendered,
-                    status: out.status.code(),
-                    stderr,
-                },
-                classified => classified,
-            },
-        )
+        // Not classified into 126/127: podman keeps that for the
+        // runtime's create and exec errors, where a missing file means a
+        // missing executable rather than, say, a missing container.
+        Err(RuntimeError::RuntimeFailed {
+            command: rendered,
+            status: out.status.code(),
+            stderr: out.stderr_text(),
+        })
     }
 
     /// `state ID`, with "does not exist" meaning gone.
@@ -210,7 +206,6 @@ mod tests {
     fn each_subcommand_has_an_exact_argv_with_global_flags_first() {
         let id = ContainerId::new("c1").unwrap();
         let cli = RuntimeCli {
-            name: "runsc".into(),
             path: "/usr/bin/runsc".into(),
             flags: vec!["--network=none".into(), "--root=/r".into()],
             env: vec![],

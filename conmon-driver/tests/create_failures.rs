@@ -317,3 +317,37 @@ fn new_creates_the_tmp_dirs_with_mode_0750() {
 fn config_relative() -> conmon_driver::ConmonConfig {
     conmon_driver::ConmonConfig::new("any-rt", "relative/tmp")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_an_existing_id_is_refused_and_the_container_survives() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("twice");
+    let b = bundle(&["sleep", "60"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let first = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::AlreadyExists { .. }), "{err:?}");
+    let state = s.runtime.status(&c).await.unwrap();
+    assert_eq!(state.status, runtime_api::ContainerStatus::Running);
+    assert_eq!(state.monitor_pid, Some(first.monitor_pid));
+    assert!(s.runtime.monitor_alive(&c).await.unwrap());
+    s.runtime
+        .stop(&c, Duration::from_secs(1), false)
+        .await
+        .unwrap();
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}

@@ -310,6 +310,12 @@ async fn sd_notify_sends_mainpid_and_ready_in_conmon_mode() {
         .unwrap();
     assert_eq!(pidfile_pid, created.monitor_pid);
     let mut buf = [0u8; 256];
+    // As podman: nothing until the container has started.
+    assert_eq!(
+        receiver.recv(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    s.runtime.start(&c).await.unwrap();
     let n = receiver.recv(&mut buf).unwrap();
     assert_eq!(
         std::str::from_utf8(&buf[..n]).unwrap(),
@@ -341,7 +347,9 @@ async fn sd_notify_ignore_mode_sends_nothing_and_hides_the_socket() {
         .create(&c, CreateOptions::default())
         .await
         .unwrap();
-    // The send happens inside create: nothing queued now means nothing sent.
+    // The send would happen inside start: nothing queued after it means
+    // nothing sent.
+    s.runtime.start(&c).await.unwrap();
     let mut buf = [0u8; 64];
     let err = receiver.recv(&mut buf).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);

@@ -50,6 +50,13 @@ pub enum RuntimeError {
         id: String,
     },
 
+    /// A container with this id already exists in the runtime.
+    #[error("container {id} already exists")]
+    AlreadyExists {
+        /// The id.
+        id: String,
+    },
+
     /// The operation needs a running container and this one is not (it
     /// exited, or was never started).
     #[error("container {id} is not running")]

@@ -78,8 +78,10 @@ pub enum FakeConmonBehaviour {
     },
     /// Behave like conmon's parent process: read one byte (or EOF) from the
     /// start pipe (fd in `$_OCI_STARTPIPE`), start a background child that
-    /// keeps the inherited sync pipe open (`sleep 100000`, stdio on
-    /// `/dev/null`), write the child's pid without a newline to the path
+    /// keeps the inherited sync pipe open (a fork of the script blocked in
+    /// the shell, keeping the script's command line as conmon's monitor
+    /// keeps conmon's; stdio on `/dev/null`), write the child's pid without
+    /// a newline to the path
     /// following `--conmon-pidfile` (or given as `--conmon-pidfile=PATH`),
     /// and exit 0. No sync record is ever written: the driver must time out
     /// and kill the child.
@@ -89,7 +91,7 @@ pub enum FakeConmonBehaviour {
     NeverReports,
     /// Like [`FakeConmonBehaviour::NeverReports`], but the background child
     /// first writes `raw` verbatim to the sync pipe (fd in `$_OCI_SYNCPIPE`),
-    /// then sleeps. Strings up to a few kilobytes go out in a single write,
+    /// then blocks the same way. Strings up to a few kilobytes go out in a single write,
     /// hence as a single record on a `SOCK_SEQPACKET` pipe.
     WritesRaw {
         /// The bytes written to the sync pipe, e.g. `garbage{`.
@@ -285,6 +287,13 @@ fi\n",
     part
 }
 
+/// What the fake's background child does, like conmon's monitor: stays a
+/// fork of the script (so its command line is the fake conmon's, `-u`
+/// value included, which is how drivers recognise a monitor) and blocks in
+/// the shell itself, opening a FIFO nobody writes (in the fake's own
+/// directory, removed with it), while it holds the inherited sync pipe.
+const BLOCK_FOREVER: &str = "block=\"$(dirname \"$0\")/block-$$-$(date +%s%N)\" && mkfifo \"$block\" && read -r _ < \"$block\"";
+
 /// The script body of a fake conmon parent that never reports; with `raw`,
 /// its background child writes those bytes to the sync pipe first.
 fn conmon_parent(raw: Option<&str>) -> Vec<u8> {
@@ -311,7 +320,12 @@ fi\n"
         .to_vec();
     match raw {
         None => part.extend_from_slice(
-            format!("sleep {SLEEP_SECONDS} </dev/null >/dev/null 2>&1 &\n").as_bytes(),
+            format!(
+                "(\n\
+\t{BLOCK_FOREVER}\n\
+) </dev/null >/dev/null 2>&1 &\n"
+            )
+            .as_bytes(),
         ),
         Some(raw) => {
             part.extend_from_slice(b"raw=");
@@ -322,7 +336,7 @@ fi\n"
 \tif [ -n \"${{_OCI_SYNCPIPE-}}\" ]; then\n\
 \t\tprintf '%s' \"$raw\" >&\"$_OCI_SYNCPIPE\"\n\
 \tfi\n\
-\texec sleep {SLEEP_SECONDS}\n\
+\t{BLOCK_FOREVER}\n\
 ) </dev/null >/dev/null 2>&1 &\n"
                 )
                 .as_bytes(),

@@ -324,9 +324,20 @@ fn start_conmon(child: &mut Child, pidfile: &Path) -> Pid {
     Pid::from_raw(pid)
 }
 
+/// The background child runs (not a zombie) with the fake conmon's own
+/// command line, as conmon's monitor does.
 fn is_alive_sleep(pid: Pid) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmdline| cmdline.starts_with(b"sleep\0"))
+    let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
+    running
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.windows(6).any(|w| w == b"conmon"))
 }
 
 fn pidfile_in(dir: &Path) -> PathBuf {
@@ -346,7 +357,10 @@ fn conmon_never_reports_leaves_a_silent_child_holding_the_sync_pipe() {
     let alive = eventually(Duration::from_secs(20), || is_alive_sleep(pid));
     let holds_sync_pipe = std::path::Path::new(&format!("/proc/{pid}/fd/3")).exists();
     kill_and_reap(pid);
-    assert!(alive, "background child {pid} is not a running sleep");
+    assert!(
+        alive,
+        "background child {pid} is not running as the fake conmon"
+    );
     assert!(holds_sync_pipe, "background child does not hold fd 3");
     let mut written = Vec::new();
     child
@@ -380,12 +394,15 @@ fn conmon_writes_raw_bytes_to_the_sync_pipe() {
         let mut stdout = child.stdout.take().unwrap();
         let mut head = vec![0u8; raw.len()];
         let read = stdout.read_exact(&mut head);
-        // The subshell that wrote the bytes then replaces itself with sleep.
+        // The subshell that wrote the bytes then blocks, still the fake conmon.
         let alive = eventually(Duration::from_secs(20), || is_alive_sleep(pid));
         kill_and_reap(pid);
         read.unwrap();
         assert_eq!(head, raw.as_bytes());
-        assert!(alive, "background child {pid} is not a running sleep");
+        assert!(
+            alive,
+            "background child {pid} is not running as the fake conmon"
+        );
         let mut rest = Vec::new();
         stdout.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "extra bytes {rest:?}");

@@ -1,0 +1,211 @@
+//! One conmon being launched, shared by container creates and exec
+//! sessions: its parent process (the driver's child until reaped), its
+//! stderr captured in an unnamed file (a pipe could hang on conmon's
+//! monitor, which keeps it), and the means to kill what the launch started
+//! when it fails or is abandoned.
+//!
+//! conmon's monitor calls `setsid()` once forked, so it is not in the
+//! parent's process group: it is found through conmon's pidfile, and a pid
+//! read there is trusted only after a pidfd pins it and its command line
+//! shows this launch's `-u` value (pids are recycled). The runtime processes
+//! the monitor starts die with it (conmon sets their parent-death signal).
+
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use runtime_api::{MonitorStage, RuntimeError};
+use state_probe::PidFd;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::errors::oci_runtime_error;
+use crate::files::read_pidfile;
+use crate::process_group::kill_group;
+
+/// The most of conmon's stderr kept for error messages.
+const MAX_STDERR: u64 = 64 * 1024;
+
+/// Whether `pid` runs a conmon whose argv holds `-u cuuid`.
+pub(crate) fn is_monitor_of(pid: i32, cuuid: &str) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    args.windows(2)
+        .any(|pair| pair[0] == b"-u" && pair[1] == cuuid.as_bytes())
+}
+
+/// A pidfd on the conmon monitor named by `pidfile`, when that process is
+/// alive and is the monitor of `cuuid` (not a process that reused the pid).
+pub(crate) fn monitor_pidfd(pidfile: &Path, cuuid: &str) -> Option<PidFd> {
+    let pid = read_pidfile(pidfile).ok().flatten()?;
+    // Opened first, checked second: the pidfd pins the process the
+    // command line belongs to.
+    let pidfd = PidFd::open(pid).ok().flatten()?;
+    is_monitor_of(pid, cuuid).then_some(pidfd)
+}
+
+/// A conmon launch in progress.
+pub(crate) struct ConmonProcess {
+    parent: Option<tokio::process::Child>,
+    pgid: Option<i32>,
+    stderr: std::fs::File,
+    monitor_pidfile: PathBuf,
+    cuuid: String,
+    armed: bool,
+}
+
+impl ConmonProcess {
+    /// Spawns `cmd` (arguments, environment, cwd and pre-exec hooks already
+    /// set) with stdin and stdout on /dev/null, stderr captured, its own
+    /// process group, and killed if this value is dropped unawaited.
+    pub(crate) fn spawn(
+        mut cmd: tokio::process::Command,
+        conmon: &Path,
+        monitor_pidfile: PathBuf,
+        cuuid: &str,
+    ) -> Result<Self, RuntimeError> {
+        let stderr = tempfile::tempfile()
+            .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
+        let for_child = stderr
+            .try_clone()
+            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(for_child)
+            .process_group(0)
+            .kill_on_drop(true);
+        let parent = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
+            stage: MonitorStage::Spawn,
+            message: format!("cannot execute {}: {e}", conmon.display()),
+            stderr: String::new(),
+        })?;
+        Ok(Self {
+            pgid: parent.id().map(|pid| pid as i32),
+            parent: Some(parent),
+            stderr,
+            monitor_pidfile,
+            cuuid: cuuid.to_string(),
+            armed: true,
+        })
+    }
+
+    /// conmon's first pid (its parent), while it has not been reaped.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.parent.as_ref().and_then(|p| p.id())
+    }
+
+    /// Waits until `deadline` for conmon's parent to exit after forking its
+    /// monitor, and reaps it. `Ok(None)` when the deadline passed.
+    pub(crate) async fn wait_parent(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<ExitStatus>, RuntimeError> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Err(
+                self.monitor_failed(MonitorStage::ParentExit, "conmon was not running".into())
+            );
+        };
+        match tokio::time::timeout_at(deadline, parent.wait()).await {
+            Ok(Ok(status)) => {
+                self.parent = None;
+                Ok(Some(status))
+            }
+            Ok(Err(e)) => Err(RuntimeError::io("waiting for conmon", e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// conmon's stderr so far, trimmed.
+    pub(crate) fn stderr_text(&self) -> String {
+        let mut file = &self.stderr;
+        let mut text = String::new();
+        if file.rewind().is_ok() {
+            let _ = file.take(MAX_STDERR).read_to_string(&mut text);
+        }
+        text.trim().to_string()
+    }
+
+    /// A failure of the launch at `stage`, with conmon's stderr.
+    pub(crate) fn monitor_failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
+        RuntimeError::MonitorFailed {
+            stage,
+            message,
+            stderr: self.stderr_text(),
+        }
+    }
+
+    /// The error for a runtime that failed under conmon: the runtime's own
+    /// error log first (as podman prefers it), then conmon's message,
+    /// classified into permission denied (126), not found (127) or other.
+    pub(crate) fn runtime_failure(
+        &self,
+        runtime_name: &str,
+        command: String,
+        oci_log: &Path,
+        conmon_message: Option<&str>,
+        fallback: &str,
+    ) -> RuntimeError {
+        let message = sync_pipe::read_oci_error(oci_log)
+            .ok()
+            .flatten()
+            .map(|entry| entry.msg)
+            .or_else(|| conmon_message.map(str::to_string))
+            .filter(|m| !m.trim().is_empty());
+        match message {
+            Some(message) => match oci_runtime_error(runtime_name, command, &message) {
+                RuntimeError::RuntimeFailed { stderr: msg, .. } => {
+                    self.monitor_failed(MonitorStage::SyncRecord, format!("{runtime_name}: {msg}"))
+                }
+                classified => classified,
+            },
+            None => self.monitor_failed(MonitorStage::SyncRecord, fallback.to_string()),
+        }
+    }
+
+    /// The launch succeeded: dropping this value no longer kills anything.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Kills and awaits what the launch started: conmon's process group
+    /// while its parent is unreaped (the group id cannot be reused until
+    /// then), the parent, and the monitor named by the pidfile.
+    pub(crate) async fn kill_all(&mut self, limit: Duration) {
+        if let (Some(pgid), Some(_)) = (self.pgid, self.parent.as_ref()) {
+            let survivors = kill_group(pgid, limit).await;
+            if !survivors.is_empty() {
+                warn!(?survivors, "processes of conmon's group survived SIGKILL");
+            }
+        }
+        if let Some(mut parent) = self.parent.take() {
+            let _ = parent.start_kill();
+            let _ = tokio::time::timeout(limit, parent.wait()).await;
+        }
+        if let Some(monitor) = monitor_pidfd(&self.monitor_pidfile, &self.cuuid) {
+            let _ = monitor.send_signal(libc::SIGKILL);
+            if !matches!(monitor.exited(limit).await, Ok(true)) {
+                warn!(pid = monitor.pid(), "conmon's monitor survived SIGKILL");
+            }
+        }
+        self.armed = false;
+    }
+}
+
+impl Drop for ConmonProcess {
+    /// An abandoned launch (its future dropped) must not leave conmon to
+    /// carry on: conmon treats a closed start pipe as "go".
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(parent) = self.parent.as_mut() {
+            let _ = parent.start_kill();
+        }
+        if let Some(monitor) = monitor_pidfd(&self.monitor_pidfile, &self.cuuid) {
+            let _ = monitor.send_signal(libc::SIGKILL);
+        }
+    }
+}
