@@ -87,7 +87,7 @@ pub async fn place(
     let decided = decide(inputs);
     let result = match &decided {
         Placement::None => Ok(()),
-        Placement::Cgroupfs { path } => place_cgroupfs_blocking(path.clone(), pid)
+        Placement::Cgroupfs { path } => place_cgroupfs_blocking(path.clone(), pid, limit)
             .await
             .map_err(|err| format!("Failed to add conmon to cgroupfs sandbox cgroup: {err}")),
         Placement::SystemdScope { unit, slice } => {
@@ -108,12 +108,18 @@ pub async fn place(
     }
 }
 
-/// Runs [`place_in_cgroupfs`] on tokio's blocking pool.
-async fn place_cgroupfs_blocking(path: String, pid: u32) -> Result<(), String> {
-    match tokio::task::spawn_blocking(move || place_in_cgroupfs(&path, pid)).await {
-        Ok(Ok(_handle)) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(join) => Err(format!("cgroupfs placement task failed: {join}")),
+/// Runs [`place_in_cgroupfs`] on tokio's blocking pool, waiting at most
+/// `limit` for it (a cgroup filesystem call can stall on a busy host; the
+/// blocking task then finishes on its own).
+async fn place_cgroupfs_blocking(path: String, pid: u32, limit: Duration) -> Result<(), String> {
+    let task = tokio::task::spawn_blocking(move || place_in_cgroupfs(&path, pid));
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(Ok(_handle))) => Ok(()),
+        Ok(Ok(Err(err))) => Err(err.to_string()),
+        Ok(Err(join)) => Err(format!("cgroupfs placement task failed: {join}")),
+        Err(_) => Err(format!(
+            "cgroupfs placement did not finish within {limit:?}"
+        )),
     }
 }
 

@@ -75,6 +75,17 @@ pub(crate) async fn create(
             container.bundle().display()
         )));
     }
+    // Handed-over fds may lack close-on-exec (socket activation's never
+    // have it): they must not reach the runtime commands run meanwhile.
+    for fd in preserved_fds
+        .iter()
+        .chain(&listen_fds)
+        .chain(extra_fds.iter().map(|named| &named.fd))
+    {
+        sync_pipe::set_cloexec(fd).map_err(|e| {
+            RuntimeError::InvalidArgument(format!("a handed-over fd is unusable: {e}"))
+        })?;
+    }
     let pass_fds: Vec<OwnedFd> = if listen_fds.is_empty() {
         preserved_fds
     } else {

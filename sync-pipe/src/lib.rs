@@ -57,6 +57,7 @@
 //! # }
 //! ```
 
+mod cloexec;
 mod error;
 mod fd_plan;
 mod numbers;
@@ -66,6 +67,7 @@ mod record;
 mod socketpair;
 mod start;
 
+pub use cloexec::set_cloexec;
 pub use error::SyncPipeError;
 pub use fd_plan::FdPlan;
 pub use numbers::PipeNumbers;
