@@ -116,7 +116,15 @@ pub(crate) async fn create(
 
     let files = ContainerFiles::new(&rt.config, container);
     let created_run_dir = !container.run_dir().exists();
-    create_dir_with_mode(container.run_dir(), 0o700)?;
+    // A run dir the caller made keeps the permissions it chose.
+    if created_run_dir {
+        create_dir_with_mode(container.run_dir(), 0o700)?;
+    } else if !container.run_dir().is_dir() {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "run directory {} is not a directory",
+            container.run_dir().display()
+        )));
+    }
     for stale in [
         &files.exit_file,
         &files.oci_log,
