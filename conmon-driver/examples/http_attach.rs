@@ -978,16 +978,15 @@ impl Server {
         };
         let ready = AttachReady::new();
         let cancel = AttachCancel::new();
-        let options = AttachOptions {
-            framing: if tty {
+        let mut options = AttachOptions::default()
+            .with_framing(if tty {
                 Framing::Raw
             } else {
                 Framing::Multiplexed
-            },
-            detach_keys: settings.detach_keys,
-            cancel: Some(cancel.clone()),
-            ready: Some(ready.clone()),
-        };
+            })
+            .with_cancel(cancel.clone())
+            .with_ready(ready.clone());
+        options.detach_keys = settings.detach_keys;
         let mut session = {
             let server = Arc::clone(&self);
             tokio::spawn(async move {

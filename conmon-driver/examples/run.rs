@@ -670,12 +670,10 @@ async fn run_created(
         stderr: Some(Box::pin(tokio::io::stderr())),
     };
     let ready = AttachReady::new();
-    let attach_options = AttachOptions {
-        framing: Framing::Raw,
-        detach_keys: options.detach_keys.clone(),
-        cancel: None,
-        ready: Some(ready.clone()),
-    };
+    let mut attach_options = AttachOptions::default()
+        .with_framing(Framing::Raw)
+        .with_ready(ready.clone());
+    attach_options.detach_keys = options.detach_keys.clone();
     let mut session = AbortOnDrop(tokio::spawn({
         let runtime = Arc::clone(runtime);
         let container = container.clone();

@@ -5,7 +5,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use runtime_api::{ContainerDescription, LogDriver, RestoreOptions, SdNotifyMode};
+use runtime_api::{ContainerDescription, LogDriver, RestoreOptions};
+
+use crate::{ConmonDescription, SdNotifyMode};
 
 use crate::config::{CgroupManager, ConmonConfig, LogLevel};
 
@@ -63,12 +65,12 @@ impl ConmonArgv<'_> {
             container: c,
             cuuid: id,
             bundle: c.bundle(),
-            pidfile: c.container_pidfile(),
+            pidfile: c.run_dir().join("pidfile"),
             exit_dir: config.exits_dir(),
             persist_dir: config.persist_root().join(id),
             log: LogTarget::Container,
             oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
-                .then(|| c.oci_log_path()),
+                .then(|| c.run_dir().join("oci-log")),
         });
         if c.sd_notify() == SdNotifyMode::Container {
             if let Some(socket) = &config.notify_socket {
@@ -161,7 +163,7 @@ fn shared_args(s: &Shared<'_>) -> ArgList {
     }
     if config.cgroup_manager == CgroupManager::Systemd
         && !c.no_cgroups()
-        && c.cgroups_mode() != runtime_api::CgroupsMode::Split
+        && c.cgroups_mode() != crate::CgroupsMode::Split
     {
         args.push("-s");
     }
@@ -182,6 +184,8 @@ fn shared_args(s: &Shared<'_>) -> ArgList {
             }
             args.push(value)
         }
+        // `create` refuses drivers it does not know before building argv.
+        _ => args.push("none"),
     };
     args.push("--log-level").push(config.log_level.as_str());
     if config.syslog {

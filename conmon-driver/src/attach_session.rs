@@ -79,6 +79,11 @@ impl Sinks {
                 }
                 write_to(sink, &bytes).await
             }
+            // A framing this driver does not know yet was refused when the
+            // session was set up.
+            other => Err(std::io::Error::other(format!(
+                "framing {other:?} is not supported"
+            ))),
         }
     }
 
@@ -112,6 +117,12 @@ pub(crate) fn prepare(
         return Err(RuntimeError::InvalidArgument(
             "attach needs at least one of stdin, stdout and stderr".into(),
         ));
+    }
+    if !matches!(options.framing, Framing::Raw | Framing::Multiplexed) {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "attach framing {:?} is not supported",
+            options.framing
+        )));
     }
     match options.detach_keys.as_deref() {
         None => Ok(DetachKeys::default()),

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use runtime_api::{MonitorStage, RuntimeError};
+use runtime_api::RuntimeError;
+
+use crate::LaunchStage;
 use state_probe::PidFd;
 use tokio::time::Instant;
 use tracing::warn;
@@ -77,10 +79,13 @@ impl ConmonProcess {
             .stderr(for_child)
             .process_group(0)
             .kill_on_drop(true);
-        let parent = cmd.spawn().map_err(|e| RuntimeError::MonitorFailed {
-            stage: MonitorStage::Spawn,
-            message: format!("cannot execute {}: {e}", conmon.display()),
-            stderr: String::new(),
+        let parent = cmd.spawn().map_err(|e| {
+            crate::LaunchError::new(
+                LaunchStage::Spawn,
+                format!("cannot execute {}: {e}", conmon.display()),
+                String::new(),
+            )
+            .into_runtime_error(cuuid)
         })?;
         Ok(Self {
             pgid: parent.id().map(|pid| pid as i32),
@@ -105,7 +110,7 @@ impl ConmonProcess {
     ) -> Result<Option<ExitStatus>, RuntimeError> {
         let Some(parent) = self.parent.as_mut() else {
             return Err(
-                self.monitor_failed(MonitorStage::ParentExit, "conmon was not running".into())
+                self.monitor_failed(LaunchStage::ParentExit, "conmon was not running".into())
             );
         };
         match tokio::time::timeout_at(deadline, parent.wait()).await {
@@ -129,12 +134,8 @@ impl ConmonProcess {
     }
 
     /// A failure of the launch at `stage`, with conmon's stderr.
-    pub(crate) fn monitor_failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
-        RuntimeError::MonitorFailed {
-            stage,
-            message,
-            stderr: self.stderr_text(),
-        }
+    pub(crate) fn monitor_failed(&self, stage: LaunchStage, message: String) -> RuntimeError {
+        crate::LaunchError::new(stage, message, self.stderr_text()).into_runtime_error(&self.cuuid)
     }
 
     /// The error for a runtime that failed under conmon: the runtime's own
@@ -157,11 +158,11 @@ impl ConmonProcess {
         match message {
             Some(message) => match oci_runtime_error(runtime_name, command, &message) {
                 RuntimeError::RuntimeFailed { stderr: msg, .. } => {
-                    self.monitor_failed(MonitorStage::SyncRecord, format!("{runtime_name}: {msg}"))
+                    self.monitor_failed(LaunchStage::SyncRecord, format!("{runtime_name}: {msg}"))
                 }
                 classified => classified,
             },
-            None => self.monitor_failed(MonitorStage::SyncRecord, fallback.to_string()),
+            None => self.monitor_failed(LaunchStage::SyncRecord, fallback.to_string()),
         }
     }
 

@@ -16,7 +16,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use runtime_api::{
-    ContainerDescription, CreateOptions, CreatedContainer, MonitorStage, RuntimeError,
+    ContainerDescription, CreateOptions, CreatedContainer, RestoreOptions, RuntimeError,
 };
 use sync_pipe::{seqpacket_pair, FdPlan, PipeNumbers, StartSignal, SyncPipeError, SyncReader};
 use tokio::time::Instant;
@@ -31,6 +31,7 @@ use crate::env::ConmonEnv;
 use crate::files::{create_dir_with_mode, read_pidfile, remove_file_if_present, ContainerFiles};
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::{RuntimeCli, Subcommand};
+use crate::{ConmonCreated, LaunchStage, MonitorOptions, NamedFd};
 
 /// What a failed launch must undo.
 struct Launch<'a> {
@@ -49,14 +50,20 @@ pub(crate) async fn create(
     rt: &ConmonRuntime,
     container: &ContainerDescription,
     options: CreateOptions,
-) -> Result<CreatedContainer, RuntimeError> {
+    monitor: MonitorOptions,
+    restore: Option<&RestoreOptions>,
+) -> Result<ConmonCreated, RuntimeError> {
+    crate::container_options::validate(container)?;
     let CreateOptions {
-        restore,
         preserved_fds,
         listen_fds,
+        ..
+    } = options;
+    let MonitorOptions {
         reserved_ports,
         extra_fds,
-    } = options;
+        ..
+    } = monitor;
     if preserved_fds.len() != container.preserved_fds() as usize {
         return Err(RuntimeError::InvalidArgument(format!(
             "the container preserves {} fds but {} were handed to create",
@@ -151,7 +158,7 @@ pub(crate) async fn create(
         ports: port_sockets,
         extra: extra_fds,
     };
-    match launch.run(handed, restore.as_ref()).await {
+    match launch.run(handed, restore).await {
         Ok(created) => {
             launch.settled = true;
             if let Some(conmon) = launch.conmon.as_mut() {
@@ -175,15 +182,15 @@ struct HandedFds {
     /// Reserved port sockets, after the pipes.
     ports: Vec<OwnedFd>,
     /// Named fds, after the ports.
-    extra: Vec<runtime_api::NamedFd>,
+    extra: Vec<NamedFd>,
 }
 
 impl Launch<'_> {
     async fn run(
         &mut self,
         handed: HandedFds,
-        restore: Option<&runtime_api::RestoreOptions>,
-    ) -> Result<CreatedContainer, RuntimeError> {
+        restore: Option<&RestoreOptions>,
+    ) -> Result<ConmonCreated, RuntimeError> {
         let HandedFds {
             pass: pass_fds,
             listen_count,
@@ -194,10 +201,9 @@ impl Launch<'_> {
         let c = self.container;
         let deadline = Instant::now() + rt.config.timeouts.create;
         let limit = rt.config.timeouts.create;
-        let sync_err = |e: SyncPipeError| RuntimeError::MonitorFailed {
-            stage: MonitorStage::Spawn,
-            message: e.to_string(),
-            stderr: String::new(),
+        let sync_err = |e: SyncPipeError| {
+            crate::LaunchError::new(LaunchStage::Spawn, e.to_string(), String::new())
+                .into_runtime_error(c.id().as_str())
         };
 
         let (sync_parent, sync_child) = seqpacket_pair().map_err(sync_err)?;
@@ -286,7 +292,7 @@ impl Launch<'_> {
             Ok(()) => {}
             // conmon already exited: its exit status and stderr say why.
             Err(SyncPipeError::PeerGone) => debug!("conmon closed its start pipe early"),
-            Err(e) => return Err(self.failed(MonitorStage::StartSignal, e.to_string())),
+            Err(e) => return Err(self.failed(LaunchStage::StartSignal, e.to_string())),
         }
 
         let Some(conmon) = self.conmon.as_mut() else {
@@ -306,7 +312,7 @@ impl Launch<'_> {
                 Some(code) => format!("conmon exited with status {code}"),
                 None => format!("conmon was killed ({status})"),
             };
-            return Err(self.failed(MonitorStage::ParentExit, message));
+            return Err(self.failed(LaunchStage::ParentExit, message));
         }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -325,7 +331,7 @@ impl Launch<'_> {
                      (the runtime failed without an error message)",
                 ))
             }
-            Err(e) => return Err(self.failed(MonitorStage::SyncRecord, e.to_string())),
+            Err(e) => return Err(self.failed(LaunchStage::SyncRecord, e.to_string())),
         };
         if record.is_failure() {
             return Err(self.runtime_failure(
@@ -335,13 +341,13 @@ impl Launch<'_> {
         }
         let pid = i32::try_from(record.data).map_err(|_| {
             self.failed(
-                MonitorStage::SyncRecord,
+                LaunchStage::SyncRecord,
                 format!("conmon reported an impossible pid {}", record.data),
             )
         })?;
         let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
             self.failed(
-                MonitorStage::Pidfile,
+                LaunchStage::Pidfile,
                 format!(
                     "conmon wrote no pidfile at {}",
                     self.files.conmon_pidfile.display()
@@ -349,24 +355,22 @@ impl Launch<'_> {
             )
         })?;
         debug!(container = %c.id(), pid, monitor_pid, "container created");
-        Ok(CreatedContainer {
-            pid,
+        let mut container = CreatedContainer::new(Some(pid));
+        container.warnings = placed.warnings;
+        Ok(ConmonCreated {
+            container,
             monitor_pid,
             extra_fds,
-            warnings: placed.warnings,
             placement: placed.description,
         })
     }
 
     /// A failure at `stage`, with conmon's stderr.
-    fn failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
+    fn failed(&self, stage: LaunchStage, message: String) -> RuntimeError {
         match &self.conmon {
             Some(conmon) => conmon.monitor_failed(stage, message),
-            None => RuntimeError::MonitorFailed {
-                stage,
-                message,
-                stderr: String::new(),
-            },
+            None => crate::LaunchError::new(stage, message, String::new())
+                .into_runtime_error(self.container.id().as_str()),
         }
     }
 
@@ -386,7 +390,7 @@ impl Launch<'_> {
                 conmon_message,
                 fallback,
             ),
-            None => self.failed(MonitorStage::SyncRecord, fallback.to_string()),
+            None => self.failed(LaunchStage::SyncRecord, fallback.to_string()),
         }
     }
 

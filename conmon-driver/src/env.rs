@@ -2,7 +2,9 @@
 //! explicit environment (nothing of the driver's own is inherited), so every
 //! variable it sees is listed here and tested as an exact vector.
 
-use runtime_api::{ContainerDescription, SdNotifyMode};
+use runtime_api::ContainerDescription;
+
+use crate::{ConmonDescription, SdNotifyMode};
 use sync_pipe::PipeNumbers;
 
 use crate::config::ConmonConfig;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use attach::AttachSocket;
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachStreams, ContainerDescription, ExecCompletion, ExecConfig,
-    ExecHandle, ExecSession, ExecSessionId, MonitorStage, RuntimeError,
+    ExecHandle, ExecSession, ExecSessionId, RuntimeError,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use sync_pipe::{seqpacket_pair, FdPlan, PipeNumbers, StartSignal, SyncPipeError, SyncReader};
@@ -32,6 +32,7 @@ use crate::errors::from_probe;
 use crate::exec_spec::{build_exec_process, write_process_spec};
 use crate::files::{create_dir_with_mode, read_pidfile};
 use crate::runtime::ConmonRuntime;
+use crate::LaunchStage;
 
 /// The files of one session, all under its directory in the bundle.
 #[derive(Debug, Clone)]
@@ -134,7 +135,7 @@ async fn launch(
         settled: false,
     };
     match run.run(config, &id, attach).await {
-        Ok((pid, monitor_pid, socket, sync)) => {
+        Ok((pid, socket, sync)) => {
             run.settled = true;
             if let Some(conmon) = run.conmon.as_mut() {
                 conmon.disarm();
@@ -145,11 +146,10 @@ async fn launch(
             });
             lock(&rt.pending_exits).insert(id.to_string(), state);
             Ok(Launched {
-                session: ExecSession {
-                    id,
-                    pid,
-                    monitor_pid,
-                    timeout: config.timeout,
+                session: {
+                    let mut session = ExecSession::new(id, Some(pid));
+                    session.timeout = config.timeout;
+                    session
                 },
                 files,
                 socket,
@@ -194,7 +194,7 @@ impl ExecLaunch<'_> {
         config: &ExecConfig,
         id: &ExecSessionId,
         attach: bool,
-    ) -> Result<(i32, i32, Option<AttachSocket>, SyncReader), RuntimeError> {
+    ) -> Result<(i32, Option<AttachSocket>, SyncReader), RuntimeError> {
         let rt = self.rt;
         let c = self.c;
         let limit = rt.config.timeouts.exec;
@@ -203,10 +203,9 @@ impl ExecLaunch<'_> {
             operation: format!("{what} of an exec session in container {}", c.id()),
             limit,
         };
-        let spawn_err = |e: SyncPipeError| RuntimeError::MonitorFailed {
-            stage: MonitorStage::Spawn,
-            message: e.to_string(),
-            stderr: String::new(),
+        let spawn_err = |e: SyncPipeError| {
+            crate::LaunchError::new(LaunchStage::Spawn, e.to_string(), String::new())
+                .into_runtime_error("an exec session")
         };
 
         let spec = oci_spec::runtime::Spec::load(c.bundle().join("config.json")).map_err(|e| {
@@ -298,18 +297,18 @@ impl ExecLaunch<'_> {
         let start = StartSignal::new(start_parent);
         if let Err(e) = start.send_byte() {
             if !matches!(e, SyncPipeError::PeerGone) {
-                return Err(self.monitor_failed(MonitorStage::StartSignal, e.to_string()));
+                return Err(self.monitor_failed(LaunchStage::StartSignal, e.to_string()));
             }
         }
         let Some(conmon) = self.conmon.as_mut() else {
-            return Err(self.monitor_failed(MonitorStage::ParentExit, "not spawned".into()));
+            return Err(self.monitor_failed(LaunchStage::ParentExit, "not spawned".into()));
         };
         let Some(status) = conmon.wait_parent(deadline).await? else {
             return Err(timed_out("conmon launch"));
         };
         if !status.success() {
             return Err(self.monitor_failed(
-                MonitorStage::ParentExit,
+                LaunchStage::ParentExit,
                 format!("conmon exited with {status}"),
             ));
         }
@@ -320,7 +319,7 @@ impl ExecLaunch<'_> {
             Ok(record) => return Err(self.runtime_failure(record.message.as_deref())),
             Err(SyncPipeError::Timeout { .. }) => return Err(timed_out("the attach handshake")),
             Err(SyncPipeError::Eof) => return Err(self.runtime_failure(None)),
-            Err(e) => return Err(self.monitor_failed(MonitorStage::SyncRecord, e.to_string())),
+            Err(e) => return Err(self.monitor_failed(LaunchStage::SyncRecord, e.to_string())),
         }
         let socket = if attach {
             let socket = AttachSocket::connect(&self.files.attach_socket(), remaining())
@@ -331,37 +330,34 @@ impl ExecLaunch<'_> {
             None
         };
         if let Err(e) = start.send() {
-            return Err(self.monitor_failed(MonitorStage::StartSignal, e.to_string()));
+            return Err(self.monitor_failed(LaunchStage::StartSignal, e.to_string()));
         }
         let pid = match sync.read_record(remaining()).await {
             Ok(record) if !record.is_failure() => i32::try_from(record.data).map_err(|_| {
                 self.monitor_failed(
-                    MonitorStage::SyncRecord,
+                    LaunchStage::SyncRecord,
                     format!("conmon reported an impossible pid {}", record.data),
                 )
             })?,
             Ok(record) => return Err(self.runtime_failure(record.message.as_deref())),
             Err(SyncPipeError::Timeout { .. }) => return Err(timed_out("the start")),
             Err(SyncPipeError::Eof) => return Err(self.runtime_failure(None)),
-            Err(e) => return Err(self.monitor_failed(MonitorStage::SyncRecord, e.to_string())),
+            Err(e) => return Err(self.monitor_failed(LaunchStage::SyncRecord, e.to_string())),
         };
         // Pinned now, while the process is known to run.
         self.process = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
         let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
-            self.monitor_failed(MonitorStage::Pidfile, "conmon wrote no pidfile".into())
+            self.monitor_failed(LaunchStage::Pidfile, "conmon wrote no pidfile".into())
         })?;
         debug!(container = %c.id(), session = %id, pid, monitor_pid, "exec session started");
-        Ok((pid, monitor_pid, socket, sync))
+        Ok((pid, socket, sync))
     }
 
-    fn monitor_failed(&self, stage: MonitorStage, message: String) -> RuntimeError {
+    fn monitor_failed(&self, stage: LaunchStage, message: String) -> RuntimeError {
         match &self.conmon {
             Some(conmon) => conmon.monitor_failed(stage, message),
-            None => RuntimeError::MonitorFailed {
-                stage,
-                message,
-                stderr: String::new(),
-            },
+            None => crate::LaunchError::new(stage, message, String::new())
+                .into_runtime_error("an exec session"),
         }
     }
 
@@ -377,7 +373,7 @@ impl ExecLaunch<'_> {
                 conmon_message,
                 fallback,
             ),
-            None => self.monitor_failed(MonitorStage::SyncRecord, fallback.into()),
+            None => self.monitor_failed(LaunchStage::SyncRecord, fallback.into()),
         }
     }
 
@@ -426,21 +422,25 @@ async fn read_exit_status(
     match sync.read_record(limit).await {
         Ok(record) if !record.is_failure() => i32::try_from(record.data)
             .map(ExitReport::Code)
-            .map_err(|_| RuntimeError::MonitorFailed {
-                stage: MonitorStage::SyncRecord,
-                message: format!("conmon reported an impossible exit status {}", record.data),
-                stderr: String::new(),
+            .map_err(|_| {
+                crate::LaunchError::new(
+                    LaunchStage::SyncRecord,
+                    format!("conmon reported an impossible exit status {}", record.data),
+                    String::new(),
+                )
+                .into_runtime_error("an exec session")
             }),
         Ok(record) => {
             let message = record.message.unwrap_or_default();
             if message.contains("timed out") {
                 Ok(ExitReport::KilledAfterTimeout)
             } else {
-                Err(RuntimeError::MonitorFailed {
-                    stage: MonitorStage::SyncRecord,
-                    message: format!("conmon reported failure {}: {message}", record.data),
-                    stderr: String::new(),
-                })
+                Err(crate::LaunchError::new(
+                    LaunchStage::SyncRecord,
+                    format!("conmon reported failure {}: {message}", record.data),
+                    String::new(),
+                )
+                .into_runtime_error("an exec session"))
             }
         }
         Err(SyncPipeError::Timeout { .. }) => Err(RuntimeError::Timeout {
@@ -449,18 +449,20 @@ async fn read_exit_status(
         }),
         Err(SyncPipeError::Eof) => match read_exit_file(&files.exit_file) {
             Ok(Some(record)) => Ok(ExitReport::Code(record.code)),
-            Ok(None) => Err(RuntimeError::MonitorFailed {
-                stage: MonitorStage::SyncRecord,
-                message: "the exec session's conmon exited without reporting an exit status".into(),
-                stderr: String::new(),
-            }),
+            Ok(None) => Err(crate::LaunchError::new(
+                LaunchStage::SyncRecord,
+                "the exec session's conmon exited without reporting an exit status",
+                String::new(),
+            )
+            .into_runtime_error("an exec session")),
             Err(e) => Err(from_probe(operation, e)),
         },
-        Err(e) => Err(RuntimeError::MonitorFailed {
-            stage: MonitorStage::SyncRecord,
-            message: e.to_string(),
-            stderr: String::new(),
-        }),
+        Err(e) => {
+            Err(
+                crate::LaunchError::new(LaunchStage::SyncRecord, e.to_string(), String::new())
+                    .into_runtime_error("an exec session"),
+            )
+        }
     }
 }
 
@@ -473,10 +475,13 @@ async fn wait_exit_file(
 ) -> Result<i32, RuntimeError> {
     let operation = "waiting for an exec session to exit";
     let monitor = monitor_pidfd(&files.conmon_pidfile, session.as_str());
-    let no_status = || RuntimeError::MonitorFailed {
-        stage: MonitorStage::SyncRecord,
-        message: "no exit status is known for this exec session".into(),
-        stderr: String::new(),
+    let no_status = || {
+        crate::LaunchError::new(
+            LaunchStage::SyncRecord,
+            "no exit status is known for this exec session",
+            String::new(),
+        )
+        .into_runtime_error("an exec session")
     };
     match monitor {
         Some(monitor) => tokio::select! {
@@ -619,12 +624,9 @@ pub(crate) async fn exec(
             // The process goes on; `exec_wait` reads its status later.
             AttachOutcome::Detached | AttachOutcome::Cancelled => None,
         };
-        Ok(ExecCompletion { outcome, exit_code })
+        Ok(ExecCompletion::new(outcome, exit_code))
     });
-    Ok(ExecHandle {
-        session,
-        completion,
-    })
+    Ok(ExecHandle::new(session, completion))
 }
 
 pub(crate) async fn exec_detached(

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use runtime_api::{ContainerDescription, RuntimeError};
 
+use crate::ConmonDescription;
+
 /// The per-container paths under the driver's tmp dir and the run dir.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerFiles {
@@ -32,9 +34,9 @@ impl ContainerFiles {
             exit_file: config.exits_dir().join(c.id().as_str()),
             started_marker: persist_dir.join("started"),
             persist_dir,
-            oci_log: c.oci_log_path(),
-            container_pidfile: c.container_pidfile(),
-            conmon_pidfile: c.conmon_pidfile().to_path_buf(),
+            oci_log: c.run_dir().join("oci-log"),
+            container_pidfile: c.run_dir().join("pidfile"),
+            conmon_pidfile: c.conmon_pidfile(),
             conmon_cgroup: crate::placement::conmon_cgroupfs_path(config, c),
             default_parent: c.cgroup_parent().is_none(),
             container: c.id().to_string(),

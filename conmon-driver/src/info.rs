@@ -27,18 +27,13 @@ pub(crate) async fn runtime_info(rt: &ConmonRuntime) -> Result<RuntimeInfo> {
     // two lines with ", ".
     let conmon_version = conmon_version.trim_end().replacen('\n', ", ", 1);
 
-    Ok(RuntimeInfo {
-        runtime: ComponentInfo {
-            path: rt.runtime_path.clone(),
-            version: runtime_version,
-            package: package_of(rt, &rt.runtime_path).await,
-        },
-        monitor: Some(ComponentInfo {
-            path: rt.conmon_path.clone(),
-            version: conmon_version,
-            package: package_of(rt, &rt.conmon_path).await,
-        }),
-    })
+    let mut runtime = ComponentInfo::new(&rt.runtime_path, runtime_version);
+    runtime.package = package_of(rt, &rt.runtime_path).await;
+    let mut monitor = ComponentInfo::new(&rt.conmon_path, conmon_version);
+    monitor.package = package_of(rt, &rt.conmon_path).await;
+    let mut info = RuntimeInfo::new(runtime);
+    info.monitor = Some(monitor);
+    Ok(info)
 }
 
 async fn run(rt: &ConmonRuntime, program: &Path, args: &[&str]) -> Result<String> {

@@ -37,6 +37,7 @@ mod argv;
 mod attach_session;
 mod config;
 mod conmon_process;
+mod container_options;
 mod create;
 mod env;
 mod errors;
@@ -46,6 +47,8 @@ mod exec_user;
 mod files;
 mod info;
 mod k8s_log;
+mod launch_error;
+mod launch_options;
 mod lifecycle;
 mod log_tag;
 mod notify;
@@ -59,11 +62,16 @@ mod userns;
 
 pub use argv::{ConmonArgv, ExecArgv};
 pub use config::{CgroupManager, ConmonConfig, LogLevel, SelinuxHost, SelinuxPolicy, Timeouts};
+pub use container_options::{
+    CgroupsMode, ConmonDescription, ConmonDescriptionExt, ConmonOptions, ExitCommand, SdNotifyMode,
+};
 pub use env::ConmonEnv;
 pub use exec_spec::{build_exec_process, write_process_spec, PROCESS_SPEC_FILE};
 pub use exec_user::{resolve_exec_user, ExecUser};
 pub use k8s_log::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
+pub use launch_error::{LaunchError, LaunchStage};
+pub use launch_options::{ConmonCreated, MonitorOptions, NamedFd, PortProtocol, PortReservation};
 pub use log_tag::{render_log_tag, LogTagData};
 pub use resolve::CONMON_CANDIDATES;
-pub use runtime::ConmonRuntime;
+pub use runtime::{ConmonRuntime, RuntimeTraits};
 pub use runtime_cli::Subcommand;

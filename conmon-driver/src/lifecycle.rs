@@ -3,15 +3,14 @@
 //! runtime's `state` second, and waits on pidfds and inotify rather than
 //! polling.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
     ContainerState, ContainerStatus, CreateOptions, CreatedContainer, ExecConfig, ExecHandle,
-    ExecSession, ExecSessionId, LinuxResources, OciRuntime, Result, RuntimeError, RuntimeFeatures,
-    RuntimeInfo, Signal, TerminalSize,
+    ExecSession, Feature, FeatureSet, LinuxResources, OciRuntime, RestoreOptions, Result,
+    RuntimeError, RuntimeInfo, Signal, TerminalSize,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use tracing::{debug, info_span, warn, Instrument};
@@ -21,6 +20,7 @@ use crate::errors::from_probe;
 use crate::files::{read_pidfile, ContainerFiles};
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::Subcommand;
+use crate::{ConmonDescription, MonitorOptions};
 
 impl ConmonRuntime {
     fn files(&self, c: &ContainerDescription) -> ContainerFiles {
@@ -42,14 +42,14 @@ impl ConmonRuntime {
                         // conmon writes the exit file before it exits.
                         Ok(true) => match read_exit_file(&files.exit_file) {
                             Ok(Some(record)) => Ok(record),
-                            Ok(None) => return Err(RuntimeError::MonitorFailed {
-                                stage: runtime_api::MonitorStage::SyncRecord,
-                                message: format!(
+                            Ok(None) => return Err(crate::LaunchError::new(
+                                crate::LaunchStage::SyncRecord,
+                                format!(
                                     "conmon of container {} exited without writing an exit file",
                                     c.id()
                                 ),
-                                stderr: String::new(),
-                            }),
+                                String::new(),
+                            ).into_runtime_error(c.id().as_str())),
                             Err(e) => Err(e),
                         },
                         Ok(false) => return Err(RuntimeError::Timeout { operation, limit }),
@@ -80,7 +80,7 @@ impl ConmonRuntime {
         let Some(socket) = self.config.notify_socket.clone() else {
             return;
         };
-        let Ok(Some(monitor_pid)) = read_pidfile(c.conmon_pidfile()) else {
+        let Ok(Some(monitor_pid)) = read_pidfile(&c.conmon_pidfile()) else {
             warn!(container = %c.id(), "no conmon pid to notify systemd with");
             return;
         };
@@ -102,6 +102,125 @@ impl ConmonRuntime {
         std::fs::metadata(self.files(c).started_marker)
             .and_then(|m| m.modified())
             .ok()
+    }
+
+    /// Removes the container. Unless `force`, a running or paused
+    /// container is refused; with `force` the runtime kills it
+    /// (`delete --force`). An id the runtime does not know counts as
+    /// removed: its leftover files are removed all the same.
+    pub(crate) async fn remove(&self, c: &ContainerDescription, force: bool) -> Result<()> {
+        let span = info_span!("delete", container = %c.id(), force);
+        async {
+            let files = self.files(c);
+            let exited = files.exit_file.exists();
+            let known = if exited {
+                true
+            } else {
+                match self.cli.state(c.id(), self.config.timeouts.state).await? {
+                    StateProbe::Gone => false,
+                    StateProbe::Present(state) => {
+                        if !force
+                            && matches!(
+                                state.status,
+                                RuntimeStatus::Running | RuntimeStatus::Paused
+                            )
+                        {
+                            return Err(RuntimeError::ContainerRunning {
+                                id: c.id().to_string(),
+                            });
+                        }
+                        true
+                    }
+                }
+            };
+            if known {
+                match self
+                    .cli
+                    .run(Subcommand::DeleteForce(c.id()), self.config.timeouts.delete)
+                    .await
+                {
+                    Ok(_) => {}
+                    // Deleted meanwhile (conmon's exit command, another
+                    // caller): the state probe is the judge, not the text.
+                    Err(e) => {
+                        let gone = matches!(
+                            self.cli.state(c.id(), self.config.timeouts.state).await,
+                            Ok(StateProbe::Gone)
+                        );
+                        if !gone {
+                            return Err(e);
+                        }
+                        debug!("already gone from the runtime");
+                    }
+                }
+            }
+            // conmon leaves once the container is gone; one that lingers
+            // past the delete limit is killed so no monitor leaks.
+            // Only a process that is this container's conmon: a pidfile
+            // outlives its process, and pids are reused.
+            if let Some(pidfd) = monitor_pidfd(&files.conmon_pidfile, c.id().as_str()) {
+                let operation = format!("waiting for conmon of container {} to exit", c.id());
+                if !pidfd
+                    .exited(self.config.timeouts.delete)
+                    .await
+                    .map_err(|e| from_probe(&operation, e))?
+                {
+                    warn!(
+                        monitor = pidfd.pid(),
+                        "conmon lingers after delete; killing it"
+                    );
+                    pidfd
+                        .send_signal(libc::SIGKILL)
+                        .map_err(|e| from_probe(&operation, e))?;
+                    pidfd
+                        .exited(self.config.timeouts.kill_wait)
+                        .await
+                        .map_err(|e| from_probe(&operation, e))?;
+                }
+            }
+            files.remove_all()
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Maps a failed runtime call on `c` to the contract's typed errors:
+    /// a container the runtime does not know is `NoSuchContainer`, one that
+    /// exited is `ContainerNotRunning`; anything else stays as it was.
+    async fn classify_failure(&self, c: &ContainerDescription, err: RuntimeError) -> RuntimeError {
+        if !matches!(err, RuntimeError::RuntimeFailed { .. }) {
+            return err;
+        }
+        if self.files(c).exit_file.exists() {
+            return RuntimeError::ContainerNotRunning {
+                id: c.id().to_string(),
+            };
+        }
+        match self.cli.state(c.id(), self.config.timeouts.state).await {
+            Ok(StateProbe::Gone) => RuntimeError::NoSuchContainer {
+                id: c.id().to_string(),
+            },
+            Ok(StateProbe::Present(state)) if state.status == RuntimeStatus::Stopped => {
+                RuntimeError::ContainerNotRunning {
+                    id: c.id().to_string(),
+                }
+            }
+            _ => err,
+        }
+    }
+
+    /// Whether the runtime has a `checkpoint` subcommand (probed once with
+    /// `RUNTIME checkpoint --help`).
+    pub(crate) async fn supports_checkpoint(&self) -> bool {
+        *self
+            .checkpoint_support
+            .get_or_init(|| async {
+                self.cli
+                    .run(Subcommand::CheckpointHelp, self.config.timeouts.probe)
+                    .await
+                    .is_ok()
+            })
+            .await
     }
 
     /// Sends `signal`; a failure while the process is already gone counts
@@ -129,35 +248,58 @@ impl OciRuntime for ConmonRuntime {
         &self.config.runtime_name
     }
 
-    fn path(&self) -> &std::path::Path {
-        &self.runtime_path
-    }
-
     async fn create(
         &self,
         container: &ContainerDescription,
         options: CreateOptions,
     ) -> Result<CreatedContainer> {
-        crate::create::create(self, container, options)
-            .instrument(info_span!("create", container = %container.id()))
+        self.create_with(container, options, MonitorOptions::default())
             .await
+            .map(|created| created.container)
+    }
+
+    async fn restore(
+        &self,
+        container: &ContainerDescription,
+        restore: &RestoreOptions,
+        options: CreateOptions,
+    ) -> Result<CreatedContainer> {
+        if !self.supports_checkpoint().await {
+            return Err(RuntimeError::unsupported(Feature::Restore, "restore"));
+        }
+        crate::create::create(
+            self,
+            container,
+            options,
+            MonitorOptions::default(),
+            Some(restore),
+        )
+        .instrument(info_span!("restore", container = %container.id()))
+        .await
+        .map(|created| created.container)
     }
 
     async fn start(&self, c: &ContainerDescription) -> Result<()> {
         // Recorded before the runtime is asked: a process that exits at
         // once must not appear to have finished before it started.
+        // A second start must not move or lose the first one's time.
         let marker = self.files(c).started_marker;
-        if let Err(e) = std::fs::write(&marker, b"") {
-            warn!(container = %c.id(), error = %e, "cannot record the start time");
-        }
+        let wrote_marker = c.run_dir().exists()
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok();
         if let Err(e) = self
             .cli
             .run(Subcommand::Start(c.id()), self.config.timeouts.start)
             .instrument(info_span!("start", container = %c.id()))
             .await
         {
-            let _ = std::fs::remove_file(&marker);
-            return Err(e);
+            if wrote_marker {
+                let _ = std::fs::remove_file(&marker);
+            }
+            return Err(self.classify_failure(c, e).await);
         }
         self.notify_systemd(c).await;
         Ok(())
@@ -166,15 +308,13 @@ impl OciRuntime for ConmonRuntime {
     async fn status(&self, c: &ContainerDescription) -> Result<ContainerState> {
         let files = self.files(c);
         let operation = format!("reading the state of container {}", c.id());
-        let monitor_pid = read_pidfile(&files.conmon_pidfile)?;
-        let exited = |record: state_probe::ExitRecord| ContainerState {
-            status: ContainerStatus::Exited,
-            pid: None,
-            monitor_pid,
-            exit_code: Some(record.code),
-            started_at: self.started_at(c),
-            finished_at: Some(record.finished),
-            oom_killed: state_probe::oom_killed(&files.persist_dir),
+        let exited = |record: state_probe::ExitRecord| {
+            let mut state = ContainerState::new(ContainerStatus::Exited);
+            state.exit_code = Some(record.code);
+            state.started_at = self.started_at(c);
+            state.finished_at = Some(record.finished);
+            state.oom_killed = state_probe::oom_killed(&files.persist_dir);
+            state
         };
         if let Some(record) =
             read_exit_file(&files.exit_file).map_err(|e| from_probe(&operation, e))?
@@ -207,19 +347,15 @@ impl OciRuntime for ConmonRuntime {
                 }
             }
         };
-        Ok(ContainerState {
-            status,
-            pid: (state.pid > 0).then_some(state.pid),
-            monitor_pid,
-            exit_code: None,
-            started_at: self.started_at(c),
-            finished_at: None,
-            oom_killed: false,
-        })
+        let mut current = ContainerState::new(status);
+        current.pid = (state.pid > 0).then_some(state.pid);
+        current.started_at = self.started_at(c);
+        Ok(current)
     }
 
     async fn kill(&self, c: &ContainerDescription, signal: Signal, all: bool) -> Result<()> {
-        self.cli
+        let sent = self
+            .cli
             .run(
                 Subcommand::Kill {
                     id: c.id(),
@@ -229,8 +365,11 @@ impl OciRuntime for ConmonRuntime {
                 self.config.timeouts.signal,
             )
             .instrument(info_span!("kill", container = %c.id(), signal = signal.number()))
-            .await
-            .map(drop)
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify_failure(c, e).await),
+        }
     }
 
     async fn stop(&self, c: &ContainerDescription, timeout: Duration, all: bool) -> Result<()> {
@@ -298,64 +437,28 @@ impl OciRuntime for ConmonRuntime {
     }
 
     async fn delete(&self, c: &ContainerDescription) -> Result<()> {
-        let span = info_span!("delete", container = %c.id());
-        async {
-            let files = self.files(c);
-            match self
-                .cli
-                .run(Subcommand::DeleteForce(c.id()), self.config.timeouts.delete)
-                .await
-            {
-                Ok(_) => {}
-                Err(RuntimeError::RuntimeFailed { ref stderr, .. })
-                    if stderr.contains("does not exist") || stderr.contains("No such file") =>
-                {
-                    debug!("already gone from the runtime");
-                }
-                Err(e) => return Err(e),
-            }
-            // conmon leaves once the container is gone; one that lingers
-            // past the delete limit is killed so no monitor leaks.
-            // Only a process that is this container's conmon: a pidfile
-            // outlives its process, and pids are reused.
-            if let Some(pidfd) = monitor_pidfd(&files.conmon_pidfile, c.id().as_str()) {
-                let operation = format!("waiting for conmon of container {} to exit", c.id());
-                if !pidfd
-                    .exited(self.config.timeouts.delete)
-                    .await
-                    .map_err(|e| from_probe(&operation, e))?
-                {
-                    warn!(
-                        monitor = pidfd.pid(),
-                        "conmon lingers after delete; killing it"
-                    );
-                    pidfd
-                        .send_signal(libc::SIGKILL)
-                        .map_err(|e| from_probe(&operation, e))?;
-                    pidfd
-                        .exited(self.config.timeouts.kill_wait)
-                        .await
-                        .map_err(|e| from_probe(&operation, e))?;
-                }
-            }
-            files.remove_all()
-        }
-        .instrument(span)
-        .await
+        self.remove(c, false).await
     }
 
     async fn pause(&self, c: &ContainerDescription) -> Result<()> {
-        self.cli
+        match self
+            .cli
             .run(Subcommand::Pause(c.id()), self.config.timeouts.signal)
             .await
-            .map(drop)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify_failure(c, e).await),
+        }
     }
-
     async fn resume(&self, c: &ContainerDescription) -> Result<()> {
-        self.cli
+        match self
+            .cli
             .run(Subcommand::Resume(c.id()), self.config.timeouts.signal)
             .await
-            .map(drop)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify_failure(c, e).await),
+        }
     }
 
     async fn attach(
@@ -453,20 +556,15 @@ impl OciRuntime for ConmonRuntime {
         crate::exec_session::exec_alive(self, session).await
     }
 
-    fn exec_attach_socket_path(
-        &self,
-        c: &ContainerDescription,
-        session: &ExecSessionId,
-    ) -> PathBuf {
-        crate::exec_session::SessionFiles::new(c, session).attach_socket()
-    }
-
     async fn checkpoint(
         &self,
         c: &ContainerDescription,
         options: &CheckpointOptions,
     ) -> Result<Duration> {
         options.validate()?;
+        if !self.supports_checkpoint().await {
+            return Err(RuntimeError::unsupported(Feature::Checkpoint, "checkpoint"));
+        }
         let started = std::time::Instant::now();
         self.cli
             .run(
@@ -510,41 +608,13 @@ impl OciRuntime for ConmonRuntime {
             .map(drop)
     }
 
-    async fn monitor_alive(&self, c: &ContainerDescription) -> Result<bool> {
-        match monitor_pidfd(c.conmon_pidfile(), c.id().as_str()) {
-            // A zombie nobody reaped yet is not a live monitor.
-            Some(pidfd) => Ok(!pidfd
-                .exited(Duration::ZERO)
-                .await
-                .map_err(|e| from_probe("probing conmon", e))?),
-            None => Ok(false),
+    async fn features(&self) -> Result<FeatureSet> {
+        let mut features = FeatureSet::all();
+        if !self.supports_checkpoint().await {
+            features.remove(Feature::Checkpoint);
+            features.remove(Feature::Restore);
         }
-    }
-
-    async fn features(&self) -> Result<RuntimeFeatures> {
-        let checkpoint = *self
-            .checkpoint_support
-            .get_or_init(|| async {
-                self.cli
-                    .run(Subcommand::CheckpointHelp, self.config.timeouts.probe)
-                    .await
-                    .is_ok()
-            })
-            .await;
-        Ok(RuntimeFeatures {
-            checkpoint,
-            json_errors: self.listed_in(&self.config.runtimes_with_json_errors),
-            no_cgroups: self.listed_in(&self.config.runtimes_without_cgroups),
-            kvm: self.listed_in(&self.config.runtimes_with_kvm),
-        })
-    }
-
-    fn attach_socket_path(&self, c: &ContainerDescription) -> PathBuf {
-        c.bundle().join("attach")
-    }
-
-    fn exit_file_path(&self, c: &ContainerDescription) -> PathBuf {
-        self.files(c).exit_file
+        Ok(features)
     }
 
     async fn info(&self) -> Result<RuntimeInfo> {

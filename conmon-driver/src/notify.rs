@@ -9,7 +9,7 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
 use std::time::Duration;
 
-use runtime_api::SdNotifyMode;
+use crate::SdNotifyMode;
 
 /// The datagram for `mode` once conmon runs as `monitor_pid`; `None` when
 /// nothing is to be sent.

@@ -8,6 +8,7 @@
 //! the outcome into the create result: a description of where conmon went
 //! and warnings (logged here, returned to the caller), never an error.
 
+use crate::ConmonDescription;
 use std::time::Duration;
 
 use cgroup_placement::{Placement, PlacementInputs};
@@ -35,10 +36,10 @@ pub(crate) fn inputs(config: &ConmonConfig, c: &ContainerDescription) -> Placeme
         },
         no_cgroups: c.no_cgroups(),
         mode: match c.cgroups_mode() {
-            runtime_api::CgroupsMode::Enabled => cgroup_placement::CgroupsMode::Enabled,
-            runtime_api::CgroupsMode::Disabled => cgroup_placement::CgroupsMode::Disabled,
-            runtime_api::CgroupsMode::NoConmon => cgroup_placement::CgroupsMode::NoConmon,
-            runtime_api::CgroupsMode::Split => cgroup_placement::CgroupsMode::Split,
+            crate::CgroupsMode::Enabled => cgroup_placement::CgroupsMode::Enabled,
+            crate::CgroupsMode::Disabled => cgroup_placement::CgroupsMode::Disabled,
+            crate::CgroupsMode::NoConmon => cgroup_placement::CgroupsMode::NoConmon,
+            crate::CgroupsMode::Split => cgroup_placement::CgroupsMode::Split,
         },
         cgroup_parent: c.cgroup_parent().map(str::to_string),
         container_id: c.id().to_string(),
@@ -181,7 +182,8 @@ pub(crate) fn remove_default_parent_if_unused() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime_api::{CgroupsMode, ContainerId, LogDriver};
+    use crate::{CgroupsMode, ConmonDescriptionExt};
+    use runtime_api::{ContainerId, LogDriver};
 
     fn container(parent: Option<&str>, mode: CgroupsMode) -> ContainerDescription {
         let mut b = ContainerDescription::builder(ContainerId::new("c1").unwrap(), "/b", "/r")

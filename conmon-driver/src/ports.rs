@@ -6,7 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 
-use runtime_api::{PortProtocol, PortReservation, RuntimeError};
+use runtime_api::RuntimeError;
+
+use crate::{PortProtocol, PortReservation};
 
 /// Binds every port of every reservation; all or nothing.
 pub(crate) fn bind_ports(reservations: &[PortReservation]) -> Result<Vec<OwnedFd>, RuntimeError> {

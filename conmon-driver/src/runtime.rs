@@ -5,13 +5,30 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime_api::RuntimeError;
+use runtime_api::{ContainerDescription, CreateOptions, ExecSessionId, RuntimeError};
 use tokio::sync::OnceCell;
+use tracing::{info_span, Instrument};
 
 use crate::config::ConmonConfig;
+use crate::conmon_process::monitor_pidfd;
 use crate::files::create_dir_with_mode;
+use crate::files::ContainerFiles;
 use crate::resolve::{resolve_program, CONMON_CANDIDATES};
 use crate::runtime_cli::RuntimeCli;
+use crate::{ConmonCreated, ConmonDescription, MonitorOptions};
+
+/// What podman's runtime lists in the configuration say about the
+/// configured runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RuntimeTraits {
+    /// The runtime writes JSON error logs (`--log-format=json`).
+    pub json_errors: bool,
+    /// The runtime can run containers without cgroups.
+    pub no_cgroups: bool,
+    /// The runtime runs containers in virtual machines.
+    pub kvm: bool,
+}
 
 /// An OCI runtime driven through conmon.
 ///
@@ -96,6 +113,91 @@ impl ConmonRuntime {
             checkpoint_support: OnceCell::new(),
             pending_exits: Default::default(),
         })
+    }
+
+    /// Creates the container as [`OciRuntime::create`] does, with the
+    /// conmon-only inputs (reserved ports, named fds) and outputs (conmon's
+    /// pid, where each named fd sits, conmon's placement).
+    ///
+    /// [`OciRuntime::create`]: runtime_api::OciRuntime::create
+    pub async fn create_with(
+        &self,
+        container: &ContainerDescription,
+        options: CreateOptions,
+        monitor: MonitorOptions,
+    ) -> Result<ConmonCreated, RuntimeError> {
+        crate::create::create(self, container, options, monitor, None)
+            .instrument(info_span!("create", container = %container.id()))
+            .await
+    }
+
+    /// Removes the container whatever its state, killing a running one
+    /// (`RUNTIME delete --force`), as podman's `rm -f` does after its stop.
+    pub async fn delete_force(&self, container: &ContainerDescription) -> Result<(), RuntimeError> {
+        self.remove(container, true).await
+    }
+
+    /// The pid conmon wrote for the container, when its pidfile exists.
+    pub fn monitor_pid(
+        &self,
+        container: &ContainerDescription,
+    ) -> Result<Option<i32>, RuntimeError> {
+        crate::files::read_pidfile(&container.conmon_pidfile())
+    }
+
+    /// Whether the container's conmon still lives (a zombie nobody reaped
+    /// counts as gone; a pidfile naming another process does too).
+    pub async fn monitor_alive(
+        &self,
+        container: &ContainerDescription,
+    ) -> Result<bool, RuntimeError> {
+        match monitor_pidfd(&container.conmon_pidfile(), container.id().as_str()) {
+            Some(pidfd) => Ok(!pidfd
+                .exited(std::time::Duration::ZERO)
+                .await
+                .map_err(|e| crate::errors::from_probe("probing conmon", e))?),
+            None => Ok(false),
+        }
+    }
+
+    /// The path of the container's attach socket.
+    pub fn attach_socket_path(&self, container: &ContainerDescription) -> PathBuf {
+        container.bundle().join("attach")
+    }
+
+    /// The path of the file conmon writes the container's exit code to.
+    pub fn exit_file_path(&self, container: &ContainerDescription) -> PathBuf {
+        ContainerFiles::new(&self.config, container).exit_file
+    }
+
+    /// The path of an exec session's attach socket.
+    pub fn exec_attach_socket_path(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSessionId,
+    ) -> PathBuf {
+        crate::exec_session::SessionFiles::new(container, session).attach_socket()
+    }
+
+    /// The pid of the conmon monitoring an exec session, while its pidfile
+    /// exists.
+    pub fn exec_monitor_pid(
+        &self,
+        container: &ContainerDescription,
+        session: &ExecSessionId,
+    ) -> Result<Option<i32>, RuntimeError> {
+        crate::files::read_pidfile(
+            &crate::exec_session::SessionFiles::new(container, session).conmon_pidfile,
+        )
+    }
+
+    /// How podman's runtime lists classify the configured runtime.
+    pub fn runtime_traits(&self) -> RuntimeTraits {
+        RuntimeTraits {
+            json_errors: self.listed_in(&self.config.runtimes_with_json_errors),
+            no_cgroups: self.listed_in(&self.config.runtimes_without_cgroups),
+            kvm: self.listed_in(&self.config.runtimes_with_kvm),
+        }
     }
 
     /// The settings.

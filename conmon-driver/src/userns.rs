@@ -23,6 +23,7 @@
 //! async-signal-safe calls are allowed, so the child neither reads
 //! `/proc/self/mountinfo` nor allocates.
 
+use crate::ConmonDescription;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;

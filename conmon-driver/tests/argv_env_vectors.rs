@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use conmon_driver::{CgroupManager, ConmonArgv, ConmonConfig, ConmonEnv, LogLevel};
+use conmon_driver::{
+    CgroupManager, CgroupsMode, ConmonArgv, ConmonConfig, ConmonDescriptionExt, ConmonEnv,
+    ExitCommand, LogLevel, SdNotifyMode,
+};
 use runtime_api::{
-    CgroupsMode, ContainerDescription, ContainerDescriptionBuilder, ContainerId, ExitCommand,
-    LogConfig, LogDriver, RestoreOptions, SdNotifyMode,
+    ContainerDescription, ContainerDescriptionBuilder, ContainerId, LogConfig, LogDriver,
+    RestoreOptions,
 };
 use sync_pipe::PipeNumbers;
 
@@ -197,12 +200,11 @@ fn journald_with_tag_and_size_max_from_the_container() {
     config.log_size_max = 1000;
     let case = Case::new(
         config,
-        container().log_config(LogConfig {
-            driver: LogDriver::Journald,
-            path: None,
-            size_max: Some(4096),
-            tag: Some("web".into()),
-        }),
+        container().log_config(
+            LogConfig::new(LogDriver::Journald)
+                .with_size_max(4096)
+                .with_tag("web"),
+        ),
     );
     assert_eq!(
         case.argv(),
@@ -247,10 +249,7 @@ fn none_and_passthrough_drivers_debug_level_and_no_syslog() {
     config.syslog = false;
     let none = Case::new(
         config.clone(),
-        container().log_config(LogConfig {
-            driver: LogDriver::None,
-            ..LogConfig::default()
-        }),
+        container().log_config(LogConfig::new(LogDriver::None)),
     );
     // At debug level runtimes print plain errors: no JSON log is asked for.
     assert_eq!(
@@ -259,10 +258,7 @@ fn none_and_passthrough_drivers_debug_level_and_no_syslog() {
     );
     let passthrough = Case::new(
         config,
-        container().log_config(LogConfig {
-            driver: LogDriver::Passthrough,
-            ..LogConfig::default()
-        }),
+        container().log_config(LogConfig::new(LogDriver::Passthrough)),
     );
     assert_eq!(
         passthrough.argv(),
@@ -374,11 +370,10 @@ fn exit_command_delay_no_pivot_keyring_and_preserved_fds() {
 #[test]
 fn restore_with_tcp_established_and_file_locks() {
     let mut case = Case::new(config(), container());
-    case.restore = Some(RestoreOptions {
-        image_path: "/cp/c1".into(),
-        tcp_established: true,
-        file_locks: true,
-    });
+    let mut restore = RestoreOptions::new("/cp/c1");
+    restore.tcp_established = true;
+    restore.file_locks = true;
+    case.restore = Some(restore);
     assert_eq!(
         case.argv(),
         expect(&[
@@ -568,11 +563,10 @@ fn rendered_log_tags_reach_both_log_drivers() {
     ] {
         let case = Case::new(
             config(),
-            container().log_config(LogConfig {
-                driver,
-                path,
-                size_max: None,
-                tag: Some(tag.clone()),
+            container().log_config({
+                let mut log = LogConfig::new(driver).with_tag(tag.clone());
+                log.path = path;
+                log
             }),
         );
         assert_eq!(

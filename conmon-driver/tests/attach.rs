@@ -61,10 +61,7 @@ async fn multiplexed_frames_carry_each_stream() {
             stdout: Some(out.sink()),
             stderr: Some(err.sink()),
         },
-        AttachOptions {
-            framing: Framing::Multiplexed,
-            ..AttachOptions::default()
-        },
+        AttachOptions::default().with_framing(Framing::Multiplexed),
     )
     .await;
     runtime.start(&c).await.unwrap();
@@ -164,10 +161,7 @@ async fn stdin_round_trips_and_its_eof_ends_the_container() {
             stdout: Some(out.sink()),
             stderr: None,
         },
-        AttachOptions {
-            detach_keys: Some(String::new()),
-            ..AttachOptions::default()
-        },
+        AttachOptions::default().with_detach_keys(""),
     )
     .await;
     runtime.start(&c).await.unwrap();
@@ -309,10 +303,7 @@ async fn detach_keeps_the_container_running_and_a_second_attach_works() {
                 stdout: Some(out.sink()),
                 stderr: None,
             },
-            AttachOptions {
-                detach_keys: Some("ctrl-a,x".into()),
-                ..AttachOptions::default()
-            },
+            AttachOptions::default().with_detach_keys("ctrl-a,x"),
         )
         .await
         .unwrap();
@@ -330,10 +321,7 @@ async fn detach_keeps_the_container_running_and_a_second_attach_works() {
                 stdout: Some(Collector::default().sink()),
                 ..AttachStreams::default()
             },
-            AttachOptions {
-                detach_keys: Some("ctrl-p,ctrl-1".into()),
-                ..AttachOptions::default()
-            },
+            AttachOptions::default().with_detach_keys("ctrl-p,ctrl-1"),
         )
         .await
         .unwrap_err();
@@ -436,10 +424,7 @@ async fn cancelling_returns_promptly_and_leaves_the_container_running() {
             stdout: Some(out.sink()),
             ..AttachStreams::default()
         },
-        AttachOptions {
-            cancel: Some(cancel.clone()),
-            ..AttachOptions::default()
-        },
+        AttachOptions::default().with_cancel(cancel.clone()),
     )
     .await;
     runtime.start(&c).await.unwrap();

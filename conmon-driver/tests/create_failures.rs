@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use conmon_driver::ConmonRuntime;
-use runtime_api::{ContainerId, CreateOptions, MonitorStage, OciRuntime, RuntimeError};
+use conmon_driver::{ConmonRuntime, LaunchError, LaunchStage, MonitorOptions};
+use runtime_api::{ContainerId, CreateOptions, OciRuntime, RuntimeError};
 use testkit::{fake_conmon, fake_runtime, FakeConmonBehaviour, FakeRuntimeBehaviour};
 
 #[test]
@@ -113,15 +113,15 @@ async fn a_runtime_failing_with_empty_stderr_is_the_eof_path() {
         .create(&c, CreateOptions::default())
         .await
         .unwrap_err();
-    match &err {
-        RuntimeError::MonitorFailed { stage, message, .. } => {
-            assert_eq!(*stage, MonitorStage::SyncRecord);
+    match err.driver_error::<LaunchError>() {
+        Some(LaunchError { stage, message, .. }) => {
+            assert_eq!(*stage, LaunchStage::SyncRecord);
             assert!(
                 message.contains("without writing a status record"),
                 "{message}"
             );
         }
-        other => panic!("expected MonitorFailed, got {other:?}"),
+        None => panic!("expected a LaunchError, got {err:?}"),
     }
     s.assert_nothing_left(&id);
     // The launch deleted the container from the runtime on the way out.
@@ -197,17 +197,18 @@ async fn conmon_rejecting_its_arguments_reports_its_stderr() {
         .create(&c, CreateOptions::default())
         .await
         .unwrap_err();
-    match &err {
-        RuntimeError::MonitorFailed {
+    match err.driver_error::<LaunchError>() {
+        Some(LaunchError {
             stage,
             message,
             stderr,
-        } => {
-            assert_eq!(*stage, MonitorStage::ParentExit);
+            ..
+        }) => {
+            assert_eq!(*stage, LaunchStage::ParentExit);
             assert!(message.contains("status 1"), "{message}");
             assert!(stderr.contains("Runtime path /x is not valid"), "{stderr}");
         }
-        other => panic!("expected MonitorFailed, got {other:?}"),
+        None => panic!("expected a LaunchError, got {err:?}"),
     }
     s.assert_nothing_left(&id);
 }
@@ -271,7 +272,15 @@ async fn operations_on_an_unknown_container_are_typed_errors() {
     );
     assert!(matches!(
         s.runtime.start(&c).await,
-        Err(RuntimeError::RuntimeFailed { .. })
+        Err(RuntimeError::NoSuchContainer { .. })
+    ));
+    assert!(matches!(
+        s.runtime.kill(&c, runtime_api::Signal::KILL, false).await,
+        Err(RuntimeError::NoSuchContainer { .. })
+    ));
+    assert!(matches!(
+        s.runtime.pause(&c).await,
+        Err(RuntimeError::NoSuchContainer { .. })
     ));
     assert!(!s.runtime.monitor_alive(&c).await.unwrap());
     // Delete is idempotent.
@@ -330,7 +339,7 @@ async fn creating_an_existing_id_is_refused_and_the_container_survives() {
     let _cleanup = s.cleanup_on_drop(&id);
     let first = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     s.runtime.start(&c).await.unwrap();
@@ -342,7 +351,7 @@ async fn creating_an_existing_id_is_refused_and_the_container_survives() {
     assert!(matches!(err, RuntimeError::AlreadyExists { .. }), "{err:?}");
     let state = s.runtime.status(&c).await.unwrap();
     assert_eq!(state.status, runtime_api::ContainerStatus::Running);
-    assert_eq!(state.monitor_pid, Some(first.monitor_pid));
+    assert_eq!(s.runtime.monitor_pid(&c).unwrap(), Some(first.monitor_pid));
     assert!(s.runtime.monitor_alive(&c).await.unwrap());
     s.runtime
         .stop(&c, Duration::from_secs(1), false)

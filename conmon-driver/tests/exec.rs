@@ -63,7 +63,7 @@ impl Running {
             )
             .await
             .unwrap();
-        assert!(handle.session.pid > 0);
+        assert!(handle.session.pid.unwrap() > 0);
         let done = handle.completion.await.unwrap();
         assert_eq!(done.outcome, AttachOutcome::StreamsEnded);
         (out.bytes(), err.bytes(), done.exit_code.unwrap())
@@ -301,10 +301,7 @@ async fn stdin_round_trips_one_mib() {
                 stdout: Some(out.sink()),
                 stderr: None,
             },
-            AttachOptions {
-                detach_keys: Some(String::new()),
-                ..AttachOptions::default()
-            },
+            AttachOptions::default().with_detach_keys(""),
         )
         .await
         .unwrap();
@@ -325,6 +322,11 @@ async fn exec_stop_ends_a_long_process_within_the_timeout() {
         .exec_detached(&r.c, &ExecConfig::new(["sleep", "1000"]))
         .await
         .unwrap();
+    let monitor_pid = r
+        .runtime
+        .exec_monitor_pid(&r.c, &session.id)
+        .unwrap()
+        .expect("the session's conmon wrote its pid");
     assert!(r.runtime.exec_alive(&r.c, &session).await.unwrap());
     assert!(r
         .runtime
@@ -345,7 +347,7 @@ async fn exec_stop_ends_a_long_process_within_the_timeout() {
             .unwrap(),
         143
     );
-    assert!(gone(session.monitor_pid), "the session's conmon lingers");
+    assert!(gone(monitor_pid), "the session's conmon lingers");
     assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
     r.finish().await;
 }
@@ -457,7 +459,7 @@ async fn a_timed_out_exec_is_killed_by_conmon_and_reported() {
         )
         .await
         .unwrap();
-    let pid = handle.session.pid;
+    let pid = handle.session.pid.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(30), handle.completion)
         .await
         .expect("conmon's -T did not end the exec")

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use conmon_driver::read_k8s_log;
-use runtime_api::{ContainerStatus, CreateOptions, OciRuntime, RuntimeError, Signal};
+use conmon_driver::{read_k8s_log, MonitorOptions};
+use runtime_api::{ContainerStatus, CreateOptions, Feature, OciRuntime, RuntimeError, Signal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_to_exit_code_with_both_streams_logged() {
@@ -23,14 +23,17 @@ async fn runs_to_exit_code_with_both_streams_logged() {
 
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
-    assert!(created.pid > 0 && created.monitor_pid > 0);
+    assert!(created.container.pid.unwrap() > 0 && created.monitor_pid > 0);
     let state = s.runtime.status(&c).await.unwrap();
     assert_eq!(state.status, ContainerStatus::Created);
-    assert_eq!(state.pid, Some(created.pid));
-    assert_eq!(state.monitor_pid, Some(created.monitor_pid));
+    assert_eq!(state.pid, created.container.pid);
+    assert_eq!(
+        s.runtime.monitor_pid(&c).unwrap(),
+        Some(created.monitor_pid)
+    );
     assert!(s.runtime.monitor_alive(&c).await.unwrap());
 
     s.runtime.start(&c).await.unwrap();
@@ -186,10 +189,7 @@ async fn a_preserved_fd_reaches_the_container() {
     let c = s.describe(&id, &b).preserved_fds(1).build().unwrap();
     let _cleanup = s.cleanup_on_drop(&id);
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-    let options = CreateOptions {
-        preserved_fds: vec![read_end],
-        ..CreateOptions::default()
-    };
+    let options = CreateOptions::with_preserved_fds(vec![read_end]);
     s.runtime.create(&c, options).await.unwrap();
     s.runtime.start(&c).await.unwrap();
     let mut writer = std::fs::File::from(write_end);
@@ -215,13 +215,28 @@ async fn works_through_an_arc_dyn_oci_runtime() {
     let b = bundle(&["true"]);
     let c = s.describe(&id, &b).build().unwrap();
     let _cleanup = s.cleanup_on_drop(&id);
+    assert!(s.runtime.runtime_path().ends_with("runc"));
+    let traits = s.runtime.runtime_traits();
+    assert!(traits.json_errors && !traits.kvm);
+    assert_eq!(s.runtime.attach_socket_path(&c), b.path().join("attach"));
+    assert!(s
+        .runtime
+        .exit_file_path(&c)
+        .ends_with(format!("exits/{id}")));
     let runtime: Arc<dyn OciRuntime> = Arc::new(s.runtime);
     assert_eq!(runtime.name(), "runc");
-    assert!(runtime.path().ends_with("runc"));
     let features = runtime.features().await.unwrap();
-    assert!(features.json_errors && !features.kvm);
-    assert_eq!(runtime.attach_socket_path(&c), b.path().join("attach"));
-    assert!(runtime.exit_file_path(&c).ends_with(format!("exits/{id}")));
+    for feature in [
+        Feature::Pause,
+        Feature::Attach,
+        Feature::Exec,
+        Feature::Info,
+    ] {
+        assert!(
+            features.contains(feature),
+            "{feature} missing from {features}"
+        );
+    }
     let info = runtime.info().await.unwrap();
     assert!(info.runtime.version.contains("runc version"), "{info:?}");
     assert!(info.monitor.unwrap().version.starts_with("conmon version"));

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use runtime_api::{CreateOptions, MonitorStage, OciRuntime, RuntimeError};
+use conmon_driver::{LaunchError, LaunchStage};
+use runtime_api::{CreateOptions, OciRuntime, RuntimeError};
 use testkit::{fake_conmon, FakeConmonBehaviour};
 
 fn open_fds() -> BTreeSet<String> {
@@ -97,11 +98,12 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
         .await
         .unwrap_err();
     match &err {
-        RuntimeError::MonitorFailed { stage, message, .. } => {
-            assert_eq!(*stage, MonitorStage::SyncRecord);
+        err if err.driver_error::<LaunchError>().is_some() => {
+            let LaunchError { stage, message, .. } = err.driver_error::<LaunchError>().unwrap();
+            assert_eq!(*stage, LaunchStage::SyncRecord);
             assert!(message.contains("garbage{"), "{message}");
         }
-        other => panic!("expected MonitorFailed, got {other:?}"),
+        other => panic!("expected a LaunchError, got {other:?}"),
     }
     s.assert_nothing_left(&id);
     drop(s);

@@ -11,8 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use conmon_driver::{CgroupManager, SelinuxHost, SelinuxPolicy};
-use runtime_api::{CgroupsMode, CreateOptions, OciRuntime};
+use conmon_driver::{
+    CgroupManager, CgroupsMode, ConmonDescription, ConmonDescriptionExt, MonitorOptions,
+    SelinuxHost, SelinuxPolicy,
+};
+use runtime_api::{CreateOptions, OciRuntime};
 use testkit::{require, FakeSystemd, Need};
 use tracing::instrument::WithSubscriber;
 
@@ -89,10 +92,10 @@ async fn cgroupfs_places_conmon_in_every_hierarchy_and_delete_removes_it() {
 
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
-    assert_eq!(created.warnings, Vec::<String>::new());
+    assert_eq!(created.container.warnings, Vec::<String>::new());
     assert_eq!(
         created.placement.as_deref(),
         Some(format!("cgroupfs:{parent}/conmon").as_str())
@@ -196,11 +199,11 @@ async fn systemd_scope_is_requested_exactly_and_the_job_is_awaited() {
     let log = LogCapture::default();
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .with_subscriber(log.subscriber())
         .await
         .unwrap();
-    assert_eq!(created.warnings, Vec::<String>::new());
+    assert_eq!(created.container.warnings, Vec::<String>::new());
     let unit = format!("libpod-conmon-{id}.scope");
     assert_eq!(
         created.placement.as_deref(),
@@ -260,7 +263,7 @@ async fn systemd_scope_is_requested_exactly_and_the_job_is_awaited() {
     let began = Instant::now();
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     let took = began.elapsed();
@@ -269,11 +272,17 @@ async fn systemd_scope_is_requested_exactly_and_the_job_is_awaited() {
         "create returned after {took:?}, before the job"
     );
     assert_eq!(created.placement, None);
-    assert_eq!(created.warnings.len(), 1, "{:?}", created.warnings);
-    assert!(
-        created.warnings[0].contains("JobRemoved") && created.warnings[0].contains("timed out"),
+    assert_eq!(
+        created.container.warnings.len(),
+        1,
         "{:?}",
-        created.warnings
+        created.container.warnings
+    );
+    assert!(
+        created.container.warnings[0].contains("JobRemoved")
+            && created.container.warnings[0].contains("timed out"),
+        "{:?}",
+        created.container.warnings
     );
     assert_eq!(fake.calls().len(), 2);
     s.runtime.delete(&c).await.unwrap();
@@ -337,16 +346,21 @@ async fn failing_systemd_manager_gives_a_warning_and_the_container_runs() {
     fake.fail_next_call("manager exploded");
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     assert_eq!(created.placement, None);
-    assert_eq!(created.warnings.len(), 1, "{:?}", created.warnings);
-    assert!(
-        created.warnings[0].contains("manager exploded")
-            && created.warnings[0].contains("systemd sandbox cgroup"),
+    assert_eq!(
+        created.container.warnings.len(),
+        1,
         "{:?}",
-        created.warnings
+        created.container.warnings
+    );
+    assert!(
+        created.container.warnings[0].contains("manager exploded")
+            && created.container.warnings[0].contains("systemd sandbox cgroup"),
+        "{:?}",
+        created.container.warnings
     );
     let calls = fake.calls();
     assert_eq!(calls.len(), 1);
@@ -440,7 +454,7 @@ async fn selinux_label_is_written_by_conmons_child_only() {
         let c = s.describe(&id, &b).build().unwrap();
         let _cleanup = s.cleanup_on_drop(&id);
         s.runtime
-            .create(&c, CreateOptions::default())
+            .create_with(&c, CreateOptions::default(), MonitorOptions::default())
             .await
             .unwrap();
         assert_eq!(
@@ -478,7 +492,7 @@ async fn the_default_parent_is_used_and_removed_once_empty() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     assert_eq!(

@@ -12,9 +12,12 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use common::*;
+use conmon_driver::{
+    ConmonDescription, ConmonDescriptionExt, MonitorOptions, NamedFd, PortProtocol,
+    PortReservation, SdNotifyMode,
+};
 use runtime_api::{
-    CheckpointOptions, CreateOptions, LinuxResources, NamedFd, OciRuntime, PortProtocol,
-    PortReservation, RestoreOptions, RuntimeError, SdNotifyMode,
+    CheckpointOptions, CreateOptions, LinuxResources, OciRuntime, RestoreOptions, RuntimeError,
 };
 use testkit::{fake_runtime, recorded_calls, FakeRuntimeBehaviour};
 
@@ -37,56 +40,63 @@ async fn checkpoint_command_lines_for_each_option_combination() {
     let cases: Vec<(CheckpointOptions, Vec<&str>)> = vec![
         (base(), vec![]),
         (
-            CheckpointOptions {
-                leave_running: true,
-                ..base()
+            {
+                let mut o = base();
+                o.leave_running = true;
+                o
             },
             vec!["--leave-running"],
         ),
         (
-            CheckpointOptions {
-                tcp_established: true,
-                ..base()
+            {
+                let mut o = base();
+                o.tcp_established = true;
+                o
             },
             vec!["--tcp-established"],
         ),
         (
-            CheckpointOptions {
-                file_locks: true,
-                ..base()
+            {
+                let mut o = base();
+                o.file_locks = true;
+                o
             },
             vec!["--file-locks"],
         ),
         (
-            CheckpointOptions {
-                pre_dump: true,
-                ..base()
+            {
+                let mut o = base();
+                o.pre_dump = true;
+                o
             },
             vec!["--pre-dump"],
         ),
         (
-            CheckpointOptions {
-                parent: Some("pre".into()),
-                ..base()
+            {
+                let mut o = base();
+                o.parent = Some("pre".into());
+                o
             },
             vec!["--parent-path", "../pre"],
         ),
         (
             // A pre-dump has no parent.
-            CheckpointOptions {
-                pre_dump: true,
-                parent: Some("pre".into()),
-                ..base()
+            {
+                let mut o = base();
+                o.pre_dump = true;
+                o.parent = Some("pre".into());
+                o
             },
             vec!["--pre-dump"],
         ),
         (
-            CheckpointOptions {
-                leave_running: true,
-                tcp_established: true,
-                file_locks: true,
-                parent: Some("pre".into()),
-                ..base()
+            {
+                let mut o = base();
+                o.leave_running = true;
+                o.tcp_established = true;
+                o.file_locks = true;
+                o.parent = Some("pre".into());
+                o
             },
             vec![
                 "--leave-running",
@@ -100,7 +110,7 @@ async fn checkpoint_command_lines_for_each_option_combination() {
     for (options, _) in &cases {
         s.runtime.checkpoint(&c, options).await.unwrap();
     }
-    let calls = recorded_calls(s.dir.path()).unwrap();
+    let calls = checkpoint_calls(&s);
     assert_eq!(calls.len(), cases.len());
     for ((_, flags), call) in cases.iter().zip(&calls) {
         let mut expected = vec![
@@ -117,17 +127,25 @@ async fn checkpoint_command_lines_for_each_option_combination() {
         assert_eq!(call, &expected);
     }
 
-    for bad in [
-        CheckpointOptions::new("relative", "/w"),
-        CheckpointOptions {
-            parent: Some("../x".into()),
-            ..base()
-        },
-    ] {
+    for bad in [CheckpointOptions::new("relative", "/w"), {
+        let mut o = base();
+        o.parent = Some("../x".into());
+        o
+    }] {
         let err = s.runtime.checkpoint(&c, &bad).await.unwrap_err();
         assert!(matches!(err, RuntimeError::InvalidArgument(_)), "{err:?}");
     }
-    assert_eq!(recorded_calls(s.dir.path()).unwrap().len(), cases.len());
+    assert_eq!(checkpoint_calls(&s).len(), cases.len());
+}
+
+/// The recorded calls but the driver's one-time `checkpoint --help` probe
+/// of whether the runtime can checkpoint at all.
+fn checkpoint_calls(s: &Setup) -> Vec<Vec<String>> {
+    recorded_calls(s.dir.path())
+        .unwrap()
+        .into_iter()
+        .filter(|call| !call.iter().any(|a| a == "--help"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,17 +163,15 @@ async fn restore_command_lines_through_the_real_conmon() {
         let id = unique_id("restore");
         let b = bundle(&["true"]);
         let c = s.describe(&id, &b).build().unwrap();
-        let options = CreateOptions {
-            restore: Some(RestoreOptions {
-                image_path: "/cp/img".into(),
-                tcp_established: tcp,
-                file_locks: locks,
-            }),
-            ..CreateOptions::default()
-        };
+        let mut restore = RestoreOptions::new("/cp/img");
+        restore.tcp_established = tcp;
+        restore.file_locks = locks;
         // The fake runtime writes no pidfile, so conmon reports a failure
         // after running it; what matters is the command line it ran.
-        let _ = s.runtime.create(&c, options).await;
+        let _ = s
+            .runtime
+            .restore(&c, &restore, CreateOptions::default())
+            .await;
         let calls = recorded_calls(s.dir.path()).unwrap();
         let restore = calls
             .iter()
@@ -217,14 +233,14 @@ async fn runc_applies_a_pids_limit_to_a_running_container() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     s.runtime.start(&c).await.unwrap();
 
     let resources: LinuxResources = serde_json::from_str(r#"{"pids": {"limit": 42}}"#).unwrap();
     s.runtime.update_resources(&c, &resources).await.unwrap();
-    assert_eq!(pids_max(created.pid), "42");
+    assert_eq!(pids_max(created.container.pid.unwrap()), "42");
     // The resources file was removed.
     let leftovers: Vec<_> = std::fs::read_dir(&s.runtime.config().tmp_dir)
         .unwrap()
@@ -299,10 +315,14 @@ async fn sd_notify_sends_mainpid_and_ready_in_conmon_mode() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
-    assert!(created.warnings.is_empty(), "{:?}", created.warnings);
+    assert!(
+        created.container.warnings.is_empty(),
+        "{:?}",
+        created.container.warnings
+    );
     let pidfile_pid: i32 = std::fs::read_to_string(c.conmon_pidfile())
         .unwrap()
         .trim()
@@ -324,7 +344,8 @@ async fn sd_notify_sends_mainpid_and_ready_in_conmon_mode() {
     assert!(!environ_of(pidfile_pid)
         .iter()
         .any(|v| v.starts_with("NOTIFY_SOCKET=")));
-    s.runtime.delete(&c).await.unwrap();
+    // Still running: removed as podman's `rm -f` does.
+    s.runtime.delete_force(&c).await.unwrap();
     s.assert_nothing_left(&id);
 }
 
@@ -344,7 +365,7 @@ async fn sd_notify_ignore_mode_sends_nothing_and_hides_the_socket() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     // The send would happen inside start: nothing queued after it means
@@ -356,7 +377,8 @@ async fn sd_notify_ignore_mode_sends_nothing_and_hides_the_socket() {
     assert!(!environ_of(created.monitor_pid)
         .iter()
         .any(|v| v.starts_with("NOTIFY_SOCKET=")));
-    s.runtime.delete(&c).await.unwrap();
+    // Still running: removed as podman's `rm -f` does.
+    s.runtime.delete_force(&c).await.unwrap();
     s.assert_nothing_left(&id);
 }
 
@@ -396,17 +418,15 @@ async fn reserved_ports_are_held_while_the_container_lives() {
     let extra_identity = fd_identity(std::process::id() as i32, extra_write.as_raw_fd());
     let created = s
         .runtime
-        .create(
-            &c,
-            CreateOptions {
-                reserved_ports: reservations.clone(),
-                extra_fds: vec![NamedFd {
-                    name: "net-sync".into(),
-                    fd: extra_write,
-                }],
-                ..CreateOptions::default()
-            },
-        )
+        .create_with(&c, CreateOptions::default(), {
+            let mut monitor = MonitorOptions::default();
+            monitor.reserved_ports = reservations.clone();
+            monitor.extra_fds = vec![NamedFd {
+                name: "net-sync".into(),
+                fd: extra_write,
+            }];
+            monitor
+        })
         .await
         .unwrap();
     s.runtime.start(&c).await.unwrap();
@@ -507,18 +527,16 @@ async fn a_port_in_use_fails_create_before_anything_starts() {
     let c = s.describe(&id, &b).build().unwrap();
     let err = s
         .runtime
-        .create(
-            &c,
-            CreateOptions {
-                reserved_ports: vec![PortReservation {
-                    host_ip: Some(Ipv4Addr::LOCALHOST.into()),
-                    host_port: port,
-                    range: 1,
-                    protocol: PortProtocol::Tcp,
-                }],
-                ..CreateOptions::default()
-            },
-        )
+        .create_with(&c, CreateOptions::default(), {
+            let mut monitor = MonitorOptions::default();
+            monitor.reserved_ports = vec![PortReservation {
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
+                host_port: port,
+                range: 1,
+                protocol: PortProtocol::Tcp,
+            }];
+            monitor
+        })
         .await
         .unwrap_err();
     assert!(
@@ -549,8 +567,7 @@ async fn info_reports_versions_and_packages_of_runc_runsc_and_conmon() {
         let monitor = info.monitor.unwrap();
         assert!(monitor.version.starts_with("conmon version"), "{monitor:?}");
         assert!(monitor.package.unwrap_or_default().starts_with("conmon_"));
-        let features = s.runtime.features().await.unwrap();
-        assert!(features.json_errors);
+        assert!(s.runtime.runtime_traits().json_errors);
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use conmon_driver::read_k8s_log;
+use conmon_driver::{read_k8s_log, ConmonDescriptionExt, MonitorOptions};
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 use runtime_api::{CreateOptions, OciRuntime};
 use testkit::{Bundle, BundleBuilder};
@@ -171,7 +171,7 @@ async fn run_userns_container() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
 
@@ -265,7 +265,7 @@ async fn privileged_or_unmapped_containers_keep_the_drivers_mount_namespace() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     assert_eq!(mnt_ns_of(&created.monitor_pid.to_string()), ns);
@@ -282,7 +282,7 @@ async fn privileged_or_unmapped_containers_keep_the_drivers_mount_namespace() {
     let _cleanup = s.cleanup_on_drop(&id);
     let created = s
         .runtime
-        .create(&c, CreateOptions::default())
+        .create_with(&c, CreateOptions::default(), MonitorOptions::default())
         .await
         .unwrap();
     assert_eq!(mnt_ns_of(&created.monitor_pid.to_string()), ns);

@@ -39,6 +39,19 @@ impl fmt::Debug for AttachStreams {
 }
 
 impl AttachStreams {
+    /// Streams of the given ends; pass `None` for an end not wanted.
+    pub fn new(
+        stdin: Option<InputStream>,
+        stdout: Option<OutputStream>,
+        stderr: Option<OutputStream>,
+    ) -> Self {
+        Self {
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
     /// Whether no stream at all was given.
     pub fn is_empty(&self) -> bool {
         self.stdin.is_none() && self.stdout.is_none() && self.stderr.is_none()
@@ -47,6 +60,7 @@ impl AttachStreams {
 
 /// How output reaches the caller's sinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Framing {
     /// Bytes as the container wrote them.
     #[default]
@@ -155,7 +169,15 @@ impl AttachReady {
 }
 
 /// How an attach behaves.
+///
+/// ```
+/// use runtime_api::{AttachOptions, Framing};
+/// let mut options = AttachOptions::default();
+/// options.framing = Framing::Multiplexed;
+/// options.detach_keys = Some("ctrl-a,d".into());
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AttachOptions {
     /// Output framing.
     pub framing: Framing,
@@ -166,6 +188,36 @@ pub struct AttachOptions {
     pub cancel: Option<AttachCancel>,
     /// Set once the socket is connected.
     pub ready: Option<AttachReady>,
+}
+
+impl AttachOptions {
+    /// These options with `framing`.
+    #[must_use]
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
+    }
+
+    /// These options with detach keys in podman's grammar.
+    #[must_use]
+    pub fn with_detach_keys(mut self, keys: impl Into<String>) -> Self {
+        self.detach_keys = Some(keys.into());
+        self
+    }
+
+    /// These options with a cancellation handle.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: AttachCancel) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// These options with a readiness handle.
+    #[must_use]
+    pub fn with_ready(mut self, ready: AttachReady) -> Self {
+        self.ready = Some(ready);
+        self
+    }
 }
 
 /// How an attach session ended.

@@ -8,6 +8,7 @@ use crate::RuntimeError;
 /// What `checkpoint` asks of the runtime
 /// (`RUNTIME checkpoint --image-path P --work-path W [...] ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointOptions {
     /// Where CRIU writes the checkpoint images.
     pub image_path: PathBuf,

@@ -1,16 +1,17 @@
 //! What a caller tells a runtime driver about one container: where its
-//! bundle and run files are, how its streams and logs are handled, what runs
-//! when it exits, and how it is placed in cgroups. Built with
-//! [`ContainerDescription::builder`], validated by
-//! [`ContainerDescriptionBuilder::build`].
+//! bundle and run files are, how its streams and logs are handled, and its
+//! parent cgroup. Built with [`ContainerDescription::builder`], validated by
+//! [`ContainerDescriptionBuilder::build`]. Settings only one driver
+//! understands (the conmon driver's monitor pidfile, exit command or
+//! sd-notify mode) ride along as [`Extensions`].
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::{ContainerId, RuntimeError, Signal};
+use crate::{ContainerId, Extensions, RuntimeError, Signal};
 
 /// How conmon records the container's output (`-l DRIVER:PATH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LogDriver {
     /// The Kubernetes CRI log format (`k8s-file`), the default.
     #[default]
@@ -46,6 +47,7 @@ impl LogDriver {
 
 /// The container's log settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct LogConfig {
     /// The driver.
     pub driver: LogDriver,
@@ -58,101 +60,95 @@ pub struct LogConfig {
     pub tag: Option<String>,
 }
 
-/// Whether and how the container is placed in cgroups (podman's
-/// `--cgroups`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CgroupsMode {
-    /// Container and conmon get cgroups.
-    #[default]
-    Enabled,
-    /// No cgroups for the container (runtime must support it).
-    Disabled,
-    /// The container gets cgroups, conmon does not.
-    NoConmon,
-    /// The container goes into a sub-cgroup of the caller's cgroup.
-    Split,
-}
+impl LogConfig {
+    /// A configuration for `driver` with no path, size limit or tag.
+    ///
+    /// ```
+    /// use runtime_api::{LogConfig, LogDriver};
+    /// let log = LogConfig::new(LogDriver::Journald).with_tag("web").with_size_max(4096);
+    /// assert_eq!(log.tag.as_deref(), Some("web"));
+    /// ```
+    pub fn new(driver: LogDriver) -> Self {
+        Self {
+            driver,
+            ..Self::default()
+        }
+    }
 
-/// Who tells systemd that the container is ready (podman's `--sdnotify`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SdNotifyMode {
-    /// The driver sends `MAINPID` and `READY=1` once conmon is up.
-    #[default]
-    Conmon,
-    /// The container sends `READY=1` itself through the socket conmon proxies.
-    Container,
-    /// Nobody sends anything; conmon gets no `NOTIFY_SOCKET`.
-    Ignore,
-}
+    /// This configuration writing to `path`.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
 
-/// A command conmon runs after the container exits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitCommand {
-    /// The program.
-    pub program: PathBuf,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// How long conmon waits before running it.
-    pub delay: Option<Duration>,
+    /// This configuration with a size limit in bytes.
+    #[must_use]
+    pub fn with_size_max(mut self, bytes: i64) -> Self {
+        self.size_max = Some(bytes);
+        self
+    }
+
+    /// This configuration with a tag.
+    #[must_use]
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
 }
 
 /// Everything a driver needs to know about one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything a driver needs to know about one container.
+///
+/// ```
+/// use runtime_api::{ContainerDescription, ContainerId, LogDriver, Signal};
+/// let c = ContainerDescription::builder(ContainerId::new("db")?, "/b/db", "/run/db")
+///     .log(LogDriver::KubernetesFile, "/var/log/db.log")
+///     .stop_signal(Signal::INT)
+///     .build()?;
+/// assert_eq!(c.stop_signal(), Signal::INT);
+/// # Ok::<(), runtime_api::RuntimeError>(())
+/// ```
+#[derive(Debug, Clone)]
 pub struct ContainerDescription {
     id: ContainerId,
     name: String,
     bundle: PathBuf,
     run_dir: PathBuf,
-    conmon_pidfile: PathBuf,
     terminal: bool,
     stdin: bool,
     leave_stdin_open: bool,
     log: LogConfig,
-    exit_command: Option<ExitCommand>,
     preserved_fds: u32,
     stop_signal: Signal,
     cgroup_parent: Option<String>,
-    cgroups_mode: CgroupsMode,
-    no_cgroups: bool,
-    sd_notify: SdNotifyMode,
     privileged: bool,
-    static_dir: Option<PathBuf>,
-    mount_point: Option<PathBuf>,
-    volume_path: Option<PathBuf>,
+    extensions: Extensions,
 }
 
 impl ContainerDescription {
     /// Starts a builder. `bundle` holds `config.json`; `run_dir` receives the
-    /// container pidfile, the runtime's error log and (by default) conmon's
-    /// pidfile.
+    /// driver's per-container run files (pidfiles, the runtime's error log).
     pub fn builder(
         id: ContainerId,
         bundle: impl Into<PathBuf>,
         run_dir: impl Into<PathBuf>,
     ) -> ContainerDescriptionBuilder {
-        let run_dir = run_dir.into();
         ContainerDescriptionBuilder {
             inner: ContainerDescription {
                 name: id.to_string(),
                 id,
                 bundle: bundle.into(),
-                conmon_pidfile: run_dir.join("conmon.pid"),
-                run_dir,
+                run_dir: run_dir.into(),
                 terminal: false,
                 stdin: false,
                 leave_stdin_open: false,
                 log: LogConfig::default(),
-                exit_command: None,
                 preserved_fds: 0,
                 stop_signal: Signal::TERM,
                 cgroup_parent: None,
-                cgroups_mode: CgroupsMode::default(),
-                no_cgroups: false,
-                sd_notify: SdNotifyMode::default(),
                 privileged: false,
-                static_dir: None,
-                mount_point: None,
-                volume_path: None,
+                extensions: Extensions::default(),
             },
         }
     }
@@ -161,95 +157,66 @@ impl ContainerDescription {
     pub fn id(&self) -> &ContainerId {
         &self.id
     }
+
     /// The human name (defaults to the id).
     pub fn name(&self) -> &str {
         &self.name
     }
+
     /// The OCI bundle directory.
     pub fn bundle(&self) -> &Path {
         &self.bundle
     }
+
     /// The directory for the container's run files.
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }
-    /// Where the runtime writes the container's pid.
-    pub fn container_pidfile(&self) -> PathBuf {
-        self.run_dir.join("pidfile")
-    }
-    /// Where the runtime writes its JSON error log.
-    pub fn oci_log_path(&self) -> PathBuf {
-        self.run_dir.join("oci-log")
-    }
-    /// Where conmon writes its own pid.
-    pub fn conmon_pidfile(&self) -> &Path {
-        &self.conmon_pidfile
-    }
+
     /// Whether the container gets a terminal.
     pub fn terminal(&self) -> bool {
         self.terminal
     }
+
     /// Whether the container's stdin is kept open for attach.
     pub fn stdin(&self) -> bool {
         self.stdin
     }
+
     /// Whether the container's stdin stays open when an attached client
     /// disconnects (so a client can detach and attach again).
     pub fn leave_stdin_open(&self) -> bool {
         self.leave_stdin_open
     }
+
     /// The log settings.
     pub fn log(&self) -> &LogConfig {
         &self.log
     }
-    /// The command conmon runs after the container exits.
-    pub fn exit_command(&self) -> Option<&ExitCommand> {
-        self.exit_command.as_ref()
-    }
+
     /// How many fds are passed through to the container (placed at 3..3+N).
     pub fn preserved_fds(&self) -> u32 {
         self.preserved_fds
     }
+
     /// The signal `stop` sends first.
     pub fn stop_signal(&self) -> Signal {
         self.stop_signal
     }
+
     /// The parent cgroup (a path for cgroupfs, a slice for systemd).
     pub fn cgroup_parent(&self) -> Option<&str> {
         self.cgroup_parent.as_deref()
     }
-    /// The cgroups mode.
-    pub fn cgroups_mode(&self) -> CgroupsMode {
-        self.cgroups_mode
-    }
-    /// Whether the runtime is asked to create no cgroups at all.
-    pub fn no_cgroups(&self) -> bool {
-        self.no_cgroups
-    }
-    /// The sd-notify mode.
-    pub fn sd_notify(&self) -> SdNotifyMode {
-        self.sd_notify
-    }
-    /// Whether the container is privileged. A user-namespaced container
-    /// that is not privileged gets a conmon whose view of `/sys/kernel` is
-    /// emptied (podman's `createRootlessContainer`).
+
+    /// Whether the container is privileged.
     pub fn privileged(&self) -> bool {
         self.privileged
     }
-    /// The engine's static directory for this container (podman's
-    /// `StaticDir`), made reachable for a user-namespaced container.
-    pub fn static_dir(&self) -> Option<&Path> {
-        self.static_dir.as_deref()
-    }
-    /// Where the container's root filesystem is mounted (podman's
-    /// `Mountpoint`), made reachable for a user-namespaced container.
-    pub fn mount_point(&self) -> Option<&Path> {
-        self.mount_point.as_deref()
-    }
-    /// The engine's volume directory (podman's `VolumePath`), made
-    /// reachable for a user-namespaced container.
-    pub fn volume_path(&self) -> Option<&Path> {
-        self.volume_path.as_deref()
+
+    /// Driver-specific settings.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 }
 
@@ -266,21 +233,19 @@ impl ContainerDescriptionBuilder {
         self.inner.name = name.into();
         self
     }
-    /// Where conmon writes its pid (default `<run dir>/conmon.pid`).
-    pub fn conmon_pidfile(mut self, path: impl Into<PathBuf>) -> Self {
-        self.inner.conmon_pidfile = path.into();
-        self
-    }
+
     /// Give the container a terminal.
     pub fn terminal(mut self, on: bool) -> Self {
         self.inner.terminal = on;
         self
     }
+
     /// Keep the container's stdin open for attach.
     pub fn stdin(mut self, on: bool) -> Self {
         self.inner.stdin = on;
         self
     }
+
     /// Keep the container's stdin open when an attached client disconnects:
     /// without it, the first client's end of input (or detach) closes the
     /// container's stdin.
@@ -288,79 +253,63 @@ impl ContainerDescriptionBuilder {
         self.inner.leave_stdin_open = on;
         self
     }
+
     /// Log driver and path.
     pub fn log(mut self, driver: LogDriver, path: impl Into<PathBuf>) -> Self {
         self.inner.log.driver = driver;
         self.inner.log.path = Some(path.into());
         self
     }
+
     /// The whole log configuration.
     pub fn log_config(mut self, log: LogConfig) -> Self {
         self.inner.log = log;
         self
     }
-    /// The command conmon runs when the container exits.
-    pub fn exit_command(mut self, command: ExitCommand) -> Self {
-        self.inner.exit_command = Some(command);
-        self
-    }
+
     /// Pass `count` fds through to the container (the caller hands them to
     /// `create`).
     pub fn preserved_fds(mut self, count: u32) -> Self {
         self.inner.preserved_fds = count;
         self
     }
+
     /// The first signal `stop` sends.
     pub fn stop_signal(mut self, signal: Signal) -> Self {
         self.inner.stop_signal = signal;
         self
     }
+
     /// The parent cgroup.
     pub fn cgroup_parent(mut self, parent: impl Into<String>) -> Self {
         self.inner.cgroup_parent = Some(parent.into());
         self
     }
-    /// The cgroups mode.
-    pub fn cgroups_mode(mut self, mode: CgroupsMode) -> Self {
-        self.inner.cgroups_mode = mode;
-        self
-    }
-    /// Ask the runtime to create no cgroups.
-    pub fn no_cgroups(mut self, on: bool) -> Self {
-        self.inner.no_cgroups = on;
-        self
-    }
-    /// The sd-notify mode.
-    pub fn sd_notify(mut self, mode: SdNotifyMode) -> Self {
-        self.inner.sd_notify = mode;
-        self
-    }
-    /// Mark the container privileged (default: not).
+
+    /// Mark the container privileged.
     pub fn privileged(mut self, on: bool) -> Self {
         self.inner.privileged = on;
         self
     }
-    /// The engine's static directory for this container.
-    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.inner.static_dir = Some(dir.into());
-        self
-    }
-    /// Where the container's root filesystem is mounted.
-    pub fn mount_point(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.inner.mount_point = Some(dir.into());
-        self
-    }
-    /// The engine's volume directory.
-    pub fn volume_path(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.inner.volume_path = Some(dir.into());
+
+    /// Stores a driver-specific setting (one value per type).
+    pub fn extension<T>(mut self, value: T) -> Self
+    where
+        T: std::any::Any + Send + Sync + Clone,
+    {
+        self.inner.extensions.insert(value);
         self
     }
 
-    /// Checks the description and returns it.
-    ///
-    /// Rejected: relative bundle or run directories, a file log driver
-    /// without a path, an exit command without a program, more than 1024
-    /// preserved fds.
+    /// The driver-specific settings, to change in place (extension traits
+    /// of drivers build their setters on this).
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.inner.extensions
+    }
+
+    /// Validates and returns the description: absolute bundle and run
+    /// directory, a log path for the file drivers, at most 1024 preserved
+    /// fds, a non-empty name.
     pub fn build(self) -> Result<ContainerDescription, RuntimeError> {
         let c = self.inner;
         let invalid = |m: String| Err(RuntimeError::InvalidArgument(m));
@@ -370,23 +319,12 @@ impl ContainerDescriptionBuilder {
         if !c.run_dir.is_absolute() {
             return invalid(format!("run directory {:?} must be absolute", c.run_dir));
         }
-        if !c.conmon_pidfile.is_absolute() {
-            return invalid(format!(
-                "conmon pidfile {:?} must be absolute",
-                c.conmon_pidfile
-            ));
-        }
         if matches!(
             c.log.driver,
             LogDriver::KubernetesFile | LogDriver::JsonFile
         ) && c.log.path.is_none()
         {
             return invalid("the k8s-file and json-file log drivers need a log path".into());
-        }
-        if let Some(cmd) = &c.exit_command {
-            if cmd.program.as_os_str().is_empty() {
-                return invalid("the exit command has an empty program".into());
-            }
         }
         if c.preserved_fds > 1024 {
             return invalid(format!(
@@ -416,16 +354,23 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(c.name(), "c1");
-        assert_eq!(c.conmon_pidfile(), Path::new("/r/conmon.pid"));
-        assert_eq!(c.container_pidfile(), Path::new("/r/pidfile"));
-        assert_eq!(c.oci_log_path(), Path::new("/r/oci-log"));
         assert_eq!(c.stop_signal(), Signal::TERM);
-        assert_eq!(c.sd_notify(), SdNotifyMode::Conmon);
-        assert_eq!(c.cgroups_mode(), CgroupsMode::Enabled);
         assert!(!c.privileged());
-        assert_eq!(c.static_dir(), None);
-        assert_eq!(c.mount_point(), None);
-        assert_eq!(c.volume_path(), None);
+        assert!(!c.terminal() && !c.stdin() && !c.leave_stdin_open());
+        assert_eq!(c.cgroup_parent(), None);
+        assert!(c.extensions().is_empty());
+    }
+
+    #[test]
+    fn extensions_travel_with_the_description() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Monitor(&'static str);
+        let c = ContainerDescription::builder(id(), "/b", "/r")
+            .log(LogDriver::None, "/dev/null")
+            .extension(Monitor("m"))
+            .build()
+            .unwrap();
+        assert_eq!(c.clone().extensions().get::<Monitor>(), Some(&Monitor("m")));
     }
 
     #[test]
@@ -455,12 +400,8 @@ mod tests {
             (
                 ContainerDescription::builder(id(), "/b", "/r")
                     .log(LogDriver::Journald, "")
-                    .exit_command(ExitCommand {
-                        program: PathBuf::new(),
-                        args: vec![],
-                        delay: None,
-                    }),
-                "exit command",
+                    .name(""),
+                "name is empty",
             ),
         ];
         for (builder, needle) in cases {

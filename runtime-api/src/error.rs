@@ -1,39 +1,17 @@
 //! The one error type of the runtime contract. Each variant carries what a
-//! caller needs to act on it (the command line, its status, the runtime's or
-//! conmon's stderr) and maps to the exit code podman's CLI would use.
+//! caller needs to act on it (the command line, its status, the runtime's
+//! stderr, the feature it lacks) and maps to the exit code podman's CLI
+//! would use. Failures particular to one driver (a monitor process, a
+//! placement backend) travel as [`RuntimeError::Driver`] with the driver's
+//! own typed error as their [`source`](std::error::Error::source), so a
+//! caller can downcast to it with [`RuntimeError::driver_error`].
 
-use std::fmt;
 use std::time::Duration;
+
+use crate::Feature;
 
 /// Result alias for [`RuntimeError`].
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
-
-/// Where in conmon's launch a failure happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MonitorStage {
-    /// Starting the conmon process itself.
-    Spawn,
-    /// Sending conmon the start signal.
-    StartSignal,
-    /// Waiting for conmon's parent process to exit after forking.
-    ParentExit,
-    /// Waiting for conmon's status record on the sync pipe.
-    SyncRecord,
-    /// Reading conmon's pidfile.
-    Pidfile,
-}
-
-impl fmt::Display for MonitorStage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Spawn => "spawning conmon",
-            Self::StartSignal => "signalling conmon to start",
-            Self::ParentExit => "waiting for conmon's parent to exit",
-            Self::SyncRecord => "reading conmon's sync record",
-            Self::Pidfile => "reading conmon's pidfile",
-        })
-    }
-}
 
 /// Everything that can go wrong while driving an OCI runtime.
 #[derive(Debug, thiserror::Error)]
@@ -99,16 +77,36 @@ pub enum RuntimeError {
         stderr: String,
     },
 
-    /// conmon failed before reporting the container as created.
-    #[error("conmon failed while {stage}: {message}{}", stderr_suffix(.stderr))]
-    MonitorFailed {
-        /// Where in the launch it failed.
-        stage: MonitorStage,
-        /// What went wrong, including the runtime's error log message when
-        /// there is one.
-        message: String,
-        /// conmon's own stderr.
-        stderr: String,
+    /// The operation needs a container that is not running (created or
+    /// exited) and this one runs or is paused: stop it first.
+    #[error("container {id} is running; stop it first")]
+    ContainerRunning {
+        /// The container.
+        id: String,
+    },
+
+    /// The runtime does not offer this optional feature. The operation was
+    /// not attempted; [`OciRuntime::features`](crate::OciRuntime::features)
+    /// tells up front which features a runtime has.
+    #[error("{operation} is not supported by this runtime (feature {feature})")]
+    Unsupported {
+        /// The feature the operation belongs to.
+        feature: Feature,
+        /// The trait method that was called (`pause`, `exec_wait`...).
+        operation: &'static str,
+    },
+
+    /// A failure particular to one driver, such as its monitor process
+    /// dying before it reported. The driver's typed error is the
+    /// [`source`](std::error::Error::source); reach it with
+    /// [`RuntimeError::driver_error`].
+    #[error("{context}: {source}")]
+    Driver {
+        /// What was being done.
+        context: String,
+        /// The driver's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
     /// A local I/O operation failed.
@@ -153,6 +151,54 @@ impl RuntimeError {
             Self::OciPermissionDenied { .. } => 126,
             Self::OciCommandNotFound { .. } => 127,
             _ => 125,
+        }
+    }
+
+    /// The [`RuntimeError::Unsupported`] answer for `operation` of `feature`:
+    /// what the trait's default bodies return.
+    ///
+    /// ```
+    /// use runtime_api::{Feature, RuntimeError};
+    /// let e = RuntimeError::unsupported(Feature::Pause, "pause");
+    /// assert!(e.is_unsupported());
+    /// assert_eq!(e.to_string(), "pause is not supported by this runtime (feature pause)");
+    /// ```
+    pub fn unsupported(feature: Feature, operation: &'static str) -> Self {
+        Self::Unsupported { feature, operation }
+    }
+
+    /// Whether this is [`RuntimeError::Unsupported`].
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Self::Unsupported { .. })
+    }
+
+    /// Wraps a driver's own error, keeping it as the source.
+    pub fn driver(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Driver {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The driver's typed error behind a [`RuntimeError::Driver`], when it
+    /// is a `T`.
+    ///
+    /// ```
+    /// use runtime_api::RuntimeError;
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("monitor died")]
+    /// struct MonitorDied;
+    /// let e = RuntimeError::driver("creating c1", MonitorDied);
+    /// assert!(e.driver_error::<MonitorDied>().is_some());
+    /// assert!(e.driver_error::<std::io::Error>().is_none());
+    /// ```
+    pub fn driver_error<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            Self::Driver { source, .. } => source.downcast_ref::<T>(),
+            _ => None,
         }
     }
 
@@ -211,14 +257,10 @@ mod tests {
             e.to_string(),
             "`runc pause x` failed (exit status 1): container not running"
         );
-        let e = RuntimeError::MonitorFailed {
-            stage: MonitorStage::SyncRecord,
-            message: "closed without a record".into(),
-            stderr: String::new(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "conmon failed while reading conmon's sync record: closed without a record"
-        );
+        let e = RuntimeError::driver("creating c1", std::io::Error::other("closed"));
+        assert_eq!(e.to_string(), "creating c1: closed");
+        assert!(std::error::Error::source(&e).is_some());
+        let e = RuntimeError::unsupported(Feature::Checkpoint, "checkpoint");
+        assert_eq!(e.exit_code(), 125);
     }
 }

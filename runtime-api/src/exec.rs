@@ -187,19 +187,31 @@ impl TryFrom<String> for ExecSessionId {
 
 /// A running exec session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExecSession {
     /// The session's id.
     pub id: ExecSessionId,
-    /// The exec'd process's pid (host pid namespace).
-    pub pid: i32,
-    /// The pid of the conmon monitoring the session.
-    pub monitor_pid: i32,
-    /// The limit conmon kills the process after, when one was asked.
+    /// The exec'd process's pid (host pid namespace), when the runtime has
+    /// one to report.
+    pub pid: Option<i32>,
+    /// The limit after which the process is killed, when one was asked.
     pub timeout: Option<Duration>,
+}
+
+impl ExecSession {
+    /// A session `id` whose process is `pid`, with no timeout.
+    pub fn new(id: ExecSessionId, pid: Option<i32>) -> Self {
+        Self {
+            id,
+            pid,
+            timeout: None,
+        }
+    }
 }
 
 /// How an attached exec session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExecCompletion {
     /// Why the streams stopped.
     pub outcome: AttachOutcome,
@@ -208,17 +220,35 @@ pub struct ExecCompletion {
     pub exit_code: Option<i32>,
 }
 
+impl ExecCompletion {
+    /// A completion with `outcome` and, when the process exited, its code.
+    pub fn new(outcome: AttachOutcome, exit_code: Option<i32>) -> Self {
+        Self { outcome, exit_code }
+    }
+}
+
 /// Drives an attached exec session's streams to their end.
 pub type ExecFuture = Pin<Box<dyn Future<Output = Result<ExecCompletion, RuntimeError>> + Send>>;
 
 /// An attached exec session: its identity, and a future that copies its
 /// streams and resolves once they end (with the exit code, and the
 /// session's files removed, when the process exited).
+#[non_exhaustive]
 pub struct ExecHandle {
     /// The session.
     pub session: ExecSession,
     /// Await this to run the session's streams to their end.
     pub completion: ExecFuture,
+}
+
+impl ExecHandle {
+    /// A handle for `session` whose streams run in `completion`.
+    pub fn new(session: ExecSession, completion: ExecFuture) -> Self {
+        Self {
+            session,
+            completion,
+        }
+    }
 }
 
 impl fmt::Debug for ExecHandle {

@@ -1,24 +1,16 @@
-//! What a runtime can do ([`RuntimeFeatures`]) and what it is
-//! ([`RuntimeInfo`]: paths, versions and packages of the runtime and its
-//! monitor).
+//! What a runtime is ([`RuntimeInfo`]: paths, versions and packages of the
+//! runtime and of the monitor process a driver may put around it).
 
 use std::path::PathBuf;
 
-/// Optional capabilities of a runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RuntimeFeatures {
-    /// `checkpoint` works (probed with `RUNTIME checkpoint --help`).
-    pub checkpoint: bool,
-    /// The runtime writes JSON error logs (`--log-format=json`).
-    pub json_errors: bool,
-    /// The runtime can run containers without cgroups.
-    pub no_cgroups: bool,
-    /// The runtime runs containers in virtual machines.
-    pub kvm: bool,
-}
-
 /// One program the driver uses.
+///
+/// ```
+/// let mut runc = runtime_api::ComponentInfo::new("/usr/bin/runc", "runc version 1.1.5");
+/// runc.package = Some("runc_1.1.5+ds1-1+deb12u1_amd64".into());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ComponentInfo {
     /// Its resolved path.
     pub path: PathBuf,
@@ -28,11 +20,33 @@ pub struct ComponentInfo {
     pub package: Option<String>,
 }
 
+impl ComponentInfo {
+    /// A component at `path` reporting `version`, package unknown.
+    pub fn new(path: impl Into<PathBuf>, version: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            version: version.into(),
+            package: None,
+        }
+    }
+}
+
 /// Information about the runtime and its monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuntimeInfo {
     /// The OCI runtime (runc, runsc, crun...).
     pub runtime: ComponentInfo,
     /// The monitor (conmon), when the driver uses one.
     pub monitor: Option<ComponentInfo>,
+}
+
+impl RuntimeInfo {
+    /// Information about `runtime`, without a monitor.
+    pub fn new(runtime: ComponentInfo) -> Self {
+        Self {
+            runtime,
+            monitor: None,
+        }
+    }
 }

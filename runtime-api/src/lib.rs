@@ -1,10 +1,25 @@
 //! The contract between a container engine and an OCI runtime driver.
 //!
 //! This crate holds what every driver shares and nothing that runs a process:
-//! the [`OciRuntime`] trait, the [`ContainerDescription`] a caller hands to it,
-//! the [`ContainerState`] it reports, validated [`ContainerId`]s, signals,
-//! features, runtime information and one error type, [`RuntimeError`], whose
-//! [`exit_code`](RuntimeError::exit_code) follows podman's CLI (125, 126, 127).
+//! the [`OciRuntime`] trait (a required core and optional [`Feature`]s), the
+//! [`ContainerDescription`] a caller hands to it, the [`ContainerState`] it
+//! reports, validated [`ContainerId`]s, signals, runtime information and one
+//! error type, [`RuntimeError`], whose [`exit_code`](RuntimeError::exit_code)
+//! follows podman's CLI (125, 126, 127). Nothing here is specific to conmon
+//! or any other driver: settings only one driver understands travel as
+//! [`Extensions`] on the description, and its own failures as
+//! [`RuntimeError::Driver`] with a typed source.
+//!
+//! The [`runtime`](OciRuntime) module documentation shows a complete
+//! minimal implementation; `testkit`'s conformance suite proves one.
+//!
+//! # Dependencies
+//!
+//! The attach and exec types carry tokio's `AsyncRead`/`AsyncWrite` streams
+//! and a `watch` channel for cancellation, so this crate depends on tokio
+//! (its `io-util` and `sync` parts; no runtime is started by it).
+//! `oci-spec` provides [`LinuxResources`]; `async-trait` makes the trait
+//! object safe.
 //!
 //! ```
 //! use runtime_api::{ContainerDescription, ContainerId, LogDriver};
@@ -24,6 +39,8 @@ mod checkpoint;
 mod description;
 mod error;
 mod exec;
+mod extensions;
+mod feature;
 mod id;
 mod info;
 mod options;
@@ -36,18 +53,15 @@ pub use attach::{
     OutputStream, TerminalSize,
 };
 pub use checkpoint::CheckpointOptions;
-pub use description::{
-    CgroupsMode, ContainerDescription, ContainerDescriptionBuilder, ExitCommand, LogConfig,
-    LogDriver, SdNotifyMode,
-};
-pub use error::{MonitorStage, Result, RuntimeError};
+pub use description::{ContainerDescription, ContainerDescriptionBuilder, LogConfig, LogDriver};
+pub use error::{Result, RuntimeError};
 pub use exec::{ExecCompletion, ExecConfig, ExecFuture, ExecHandle, ExecSession, ExecSessionId};
+pub use extensions::Extensions;
+pub use feature::{Feature, FeatureSet};
 pub use id::ContainerId;
-pub use info::{ComponentInfo, RuntimeFeatures, RuntimeInfo};
+pub use info::{ComponentInfo, RuntimeInfo};
 pub use oci_spec::runtime::LinuxResources;
-pub use options::{
-    CreateOptions, CreatedContainer, NamedFd, PortProtocol, PortReservation, RestoreOptions,
-};
-pub use runtime::OciRuntime;
+pub use options::{CreateOptions, CreatedContainer, RestoreOptions};
+pub use runtime::{OciRuntime, KILL_WAIT};
 pub use signal::Signal;
 pub use state::{ContainerState, ContainerStatus};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use conmon_driver::{ConmonConfig, ConmonRuntime, LogLevel};
+use conmon_driver::{CgroupsMode, ConmonConfig, ConmonDescriptionExt, ConmonRuntime, LogLevel};
 use runtime_api::{ContainerDescription, ContainerDescriptionBuilder, ContainerId, LogDriver};
 use testkit::{require, Bundle, BundleBuilder, Need};
 
@@ -90,7 +90,7 @@ impl Setup {
             // conmon's own cgroup placement is tested in placement.rs with
             // per-test parents; here it would leave podman's shared
             // `/libpod_parent` behind in every hierarchy.
-            .cgroups_mode(runtime_api::CgroupsMode::NoConmon)
+            .cgroups_mode(CgroupsMode::NoConmon)
     }
 
     /// Fails the test if anything of container `id` is left: a process
