@@ -212,14 +212,23 @@ impl ConmonRuntime {
     /// Whether the runtime has a `checkpoint` subcommand (probed once with
     /// `RUNTIME checkpoint --help`).
     pub(crate) async fn supports_checkpoint(&self) -> bool {
-        *self
-            .checkpoint_support
-            .get_or_init(|| async {
-                self.cli
-                    .run(Subcommand::CheckpointHelp, self.config.timeouts.probe)
-                    .await
-                    .is_ok()
-            })
+        self.probe_subcommand(&self.checkpoint_support, Subcommand::CheckpointHelp)
+            .await
+    }
+
+    /// Whether the runtime has an `update` subcommand (probed once).
+    pub(crate) async fn supports_update(&self) -> bool {
+        self.probe_subcommand(&self.update_support, Subcommand::UpdateHelp)
+            .await
+    }
+
+    async fn probe_subcommand(
+        &self,
+        cache: &tokio::sync::OnceCell<bool>,
+        help: Subcommand<'static>,
+    ) -> bool {
+        *cache
+            .get_or_init(|| async { self.cli.run(help, self.config.timeouts.probe).await.is_ok() })
             .await
     }
 
@@ -264,6 +273,7 @@ impl OciRuntime for ConmonRuntime {
         restore: &RestoreOptions,
         options: CreateOptions,
     ) -> Result<CreatedContainer> {
+        restore.validate()?;
         if !self.supports_checkpoint().await {
             return Err(RuntimeError::unsupported(Feature::Restore, "restore"));
         }
@@ -584,6 +594,12 @@ impl OciRuntime for ConmonRuntime {
         c: &ContainerDescription,
         resources: &LinuxResources,
     ) -> Result<()> {
+        if !self.supports_update().await {
+            return Err(RuntimeError::unsupported(
+                Feature::UpdateResources,
+                "update_resources",
+            ));
+        }
         let json = serde_json::to_vec(resources).map_err(|e| {
             RuntimeError::InvalidArgument(format!("resources cannot be serialized: {e}"))
         })?;
@@ -613,6 +629,9 @@ impl OciRuntime for ConmonRuntime {
         if !self.supports_checkpoint().await {
             features.remove(Feature::Checkpoint);
             features.remove(Feature::Restore);
+        }
+        if !self.supports_update().await {
+            features.remove(Feature::UpdateResources);
         }
         Ok(features)
     }

@@ -47,6 +47,7 @@ pub struct ConmonRuntime {
     pub(crate) conmon_path: PathBuf,
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
+    pub(crate) update_support: OnceCell<bool>,
     pub(crate) pending_exits: crate::exec_session::PendingExits,
 }
 
@@ -111,6 +112,7 @@ impl ConmonRuntime {
             conmon_path,
             cli,
             checkpoint_support: OnceCell::new(),
+            update_support: OnceCell::new(),
             pending_exits: Default::default(),
         })
     }

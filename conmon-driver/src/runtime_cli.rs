@@ -52,6 +52,9 @@ pub enum Subcommand<'a> {
     },
     /// `checkpoint --help` (the checkpoint support probe)
     CheckpointHelp,
+    /// `update --help` (the resource update support probe: runsc has no
+    /// `update` subcommand)
+    UpdateHelp,
     /// `--version`
     Version,
 }
@@ -112,6 +115,7 @@ impl Subcommand<'_> {
                 id.to_string(),
             ],
             Self::CheckpointHelp => v(&["checkpoint", "--help"]),
+            Self::UpdateHelp => v(&["update", "--help"]),
             Self::Version => v(&["--version"]),
         }
     }
@@ -242,6 +246,10 @@ mod tests {
             (
                 Subcommand::CheckpointHelp,
                 &["--network=none", "--root=/r", "checkpoint", "--help"],
+            ),
+            (
+                Subcommand::UpdateHelp,
+                &["--network=none", "--root=/r", "update", "--help"],
             ),
             (Subcommand::Version, &["--version"]),
         ];

@@ -10,7 +10,7 @@
 //! [`Extensions`] on the description, and its own failures as
 //! [`RuntimeError::Driver`] with a typed source.
 //!
-//! The [`runtime`](OciRuntime) module documentation shows a complete
+//! The [`runtime`] module documentation shows a complete
 //! minimal implementation; `testkit`'s conformance suite proves one.
 //!
 //! # Dependencies
@@ -44,7 +44,7 @@ mod feature;
 mod id;
 mod info;
 mod options;
-mod runtime;
+pub mod runtime;
 mod signal;
 mod state;
 

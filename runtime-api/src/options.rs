@@ -23,6 +23,17 @@ pub struct RestoreOptions {
 }
 
 impl RestoreOptions {
+    /// Rejects a relative image path.
+    pub fn validate(&self) -> Result<(), crate::RuntimeError> {
+        if !self.image_path.is_absolute() {
+            return Err(crate::RuntimeError::InvalidArgument(format!(
+                "restore image path {:?} must be absolute",
+                self.image_path
+            )));
+        }
+        Ok(())
+    }
+
     /// Restores from `image_path` with every flag off.
     pub fn new(image_path: impl Into<PathBuf>) -> Self {
         Self {

@@ -147,7 +147,7 @@ pub const KILL_WAIT: Duration = Duration::from_secs(10);
 ///
 /// Every method is bounded by the driver's timeouts; a timeout returns
 /// [`RuntimeError::Timeout`] after killing what it started. See the
-/// [module documentation](self) for the contract and a complete minimal
+/// [module documentation](crate::runtime) for the contract and a complete minimal
 /// implementation.
 ///
 /// ```no_run

@@ -12,14 +12,20 @@
 //!   [`fake_conmon`], [`recorded_calls`]);
 //! - [`fake_systemd`]: a fake systemd manager on a private D-Bus bus
 //!   ([`FakeSystemd`]) recording `StartTransientUnit` calls;
-//! - [`error`]: the crate's error type, [`TestkitError`].
+//! - [`error`]: the crate's error type, [`TestkitError`];
+//! - [`conformance`]: the suite any `OciRuntime` runs to prove it keeps
+//!   the trait's contract;
+//! - [`mock`]: [`MockRuntime`](mock::MockRuntime), an in-memory runtime
+//!   with scripted processes that passes that suite.
 
 pub mod bundle;
+pub mod conformance;
 pub mod error;
 mod executable;
 pub mod fake_systemd;
 pub mod fakes;
 pub mod guard;
+pub mod mock;
 
 pub use bundle::{Bundle, BundleBuilder};
 pub use error::TestkitError;

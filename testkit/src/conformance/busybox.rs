@@ -1,0 +1,109 @@
+//! [`BusyboxTarget`]: runs the suite's workloads as `sh -c` scripts in
+//! busybox bundles, for any runtime that runs real OCI bundles (the conmon
+//! driver with runc, runsc, crun...). The container's init is PID 1 of its
+//! pid namespace, which the kernel shields from signals it has no handler
+//! for: scripts that must die of SIGTERM install a trap.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use runtime_api::{ContainerDescription, ContainerId, ExecConfig, LogDriver, OciRuntime};
+
+use super::target::{ContainerSpec, Prepared, Target, Workload};
+use crate::BundleBuilder;
+
+/// Busybox bundles for a runtime that runs real containers.
+pub struct BusyboxTarget {
+    runtime: Arc<dyn OciRuntime>,
+    customize: Arc<
+        dyn Fn(runtime_api::ContainerDescriptionBuilder) -> runtime_api::ContainerDescriptionBuilder
+            + Send
+            + Sync,
+    >,
+}
+
+impl BusyboxTarget {
+    /// Busybox bundles for `runtime`.
+    pub fn new(runtime: Arc<dyn OciRuntime>) -> Self {
+        Self {
+            runtime,
+            customize: Arc::new(|b| b),
+        }
+    }
+
+    /// Applies `f` to every description before it is built (a driver's own
+    /// settings, for instance).
+    pub fn customize(
+        mut self,
+        f: impl Fn(runtime_api::ContainerDescriptionBuilder) -> runtime_api::ContainerDescriptionBuilder
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.customize = Arc::new(f);
+        self
+    }
+}
+
+/// The shell script that runs `workload` in busybox.
+pub fn shell_script(workload: &Workload) -> String {
+    // A loop of short sleeps, not one long sleep: the trap runs only
+    // between commands.
+    const IDLE: &str = "while :; do sleep 0.05; done";
+    match workload {
+        Workload::Exit(code) => format!("exit {code}"),
+        Workload::Print {
+            stdout,
+            stderr,
+            code,
+        } => format!(
+            "printf %s {} ; printf %s {} >&2; exit {code}",
+            quote(stdout),
+            quote(stderr)
+        ),
+        Workload::UntilSignalled => format!("trap 'exit 143' TERM; {IDLE}"),
+        Workload::IgnoreTerm => format!("trap '' TERM; {IDLE}"),
+        Workload::Cat => "exec cat".into(),
+        Workload::ReportSize { rows, cols } => {
+            format!("while [ \"$(stty size)\" != '{rows} {cols}' ]; do sleep 0.05; done; stty size")
+        }
+    }
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[async_trait]
+impl Target for BusyboxTarget {
+    fn runtime(&self) -> Arc<dyn OciRuntime> {
+        Arc::clone(&self.runtime)
+    }
+
+    async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let bundle = BundleBuilder::new()
+            .in_dir(dir.path())
+            .args(["sh", "-c", &shell_script(&spec.workload)])
+            .terminal(spec.terminal)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let builder = ContainerDescription::builder(id, bundle.path(), dir.path().join("run"))
+            .terminal(spec.terminal)
+            .stdin(spec.stdin)
+            .log(LogDriver::KubernetesFile, dir.path().join("ctr.log"));
+        let description = (self.customize)(builder)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            description,
+            guard: Box::new((bundle, dir)),
+        })
+    }
+
+    fn exec_config(&self, workload: &Workload) -> ExecConfig {
+        let mut config = ExecConfig::new(["sh", "-c", &shell_script(workload)]);
+        config.stdin = matches!(workload, Workload::Cat);
+        config
+    }
+}
