@@ -1,57 +1,24 @@
-//! The files the driver and conmon keep per container, and their removal.
-//! Paths are derived from the configuration and the container's description
-//! only, so a driver restarted after a crash finds them again. conmon's
-//! cgroupfs cgroup counts among them: it is removed with the files, once
-//! conmon is gone, when no other conmon is left in it.
+//! Reading and removing the files the driver and conmon keep per container
+//! (their paths come from [`ContainerLayout`]). conmon's cgroupfs cgroup
+//! counts among them: it is removed with the files, once conmon is gone,
+//! when no other conmon is left in it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use runtime_api::{ContainerDescription, RuntimeError};
+use runtime_api::RuntimeError;
 
-use crate::ConmonDescription;
+use crate::layout::ContainerLayout;
 
-/// The per-container paths under the driver's tmp dir and the run dir.
-#[derive(Debug, Clone)]
-pub(crate) struct ContainerFiles {
-    pub(crate) exit_file: PathBuf,
-    pub(crate) persist_dir: PathBuf,
-    pub(crate) started_marker: PathBuf,
-    pub(crate) oci_log: PathBuf,
-    pub(crate) container_pidfile: PathBuf,
-    pub(crate) conmon_pidfile: PathBuf,
-    /// `<parent>/conmon` when conmon is placed with cgroupfs.
-    pub(crate) conmon_cgroup: Option<String>,
-    /// Whether the driver chose conmon's cgroup parent itself (the caller
-    /// named none), so an empty parent is the driver's to remove.
-    pub(crate) default_parent: bool,
-    container: String,
-}
-
-impl ContainerFiles {
-    pub(crate) fn new(config: &crate::ConmonConfig, c: &ContainerDescription) -> Self {
-        let persist_dir = config.persist_root().join(c.id().as_str());
-        Self {
-            exit_file: config.exits_dir().join(c.id().as_str()),
-            started_marker: persist_dir.join("started"),
-            persist_dir,
-            oci_log: c.run_dir().join("oci-log"),
-            container_pidfile: c.run_dir().join("pidfile"),
-            conmon_pidfile: c.conmon_pidfile(),
-            conmon_cgroup: crate::placement::conmon_cgroupfs_path(config, c),
-            default_parent: c.cgroup_parent().is_none(),
-            container: c.id().to_string(),
-        }
-    }
-
+impl ContainerLayout {
     /// Removes every file of the container the driver or conmon wrote, and
     /// conmon's cgroupfs cgroup when it is empty (a cgroup that cannot be
     /// removed is logged as a warning, not returned: the container is gone
     /// either way).
     pub(crate) fn remove_all(&self) -> Result<(), RuntimeError> {
         if let Some(path) = &self.conmon_cgroup {
-            let _ = crate::placement::cleanup_after_delete(&self.container, path);
+            let _ = crate::launch::placement::cleanup_after_delete(&self.id, path);
             if self.default_parent {
-                crate::placement::remove_default_parent_if_unused();
+                crate::launch::placement::remove_default_parent_if_unused();
             }
         }
         for file in [

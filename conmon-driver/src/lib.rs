@@ -33,45 +33,33 @@
 //! # }
 //! ```
 
-mod argv;
-mod attach_session;
 mod config;
-mod conmon_process;
-mod container_options;
-mod create;
-mod env;
 mod errors;
-mod exec_session;
-mod exec_spec;
-mod exec_user;
+mod exec;
 mod files;
 mod info;
-mod k8s_log;
-mod launch_error;
-mod launch_options;
+mod launch;
+mod layout;
 mod lifecycle;
-mod log_tag;
-mod notify;
-mod placement;
-mod ports;
-mod process_group;
+mod logs;
 mod resolve;
 mod runtime;
 mod runtime_cli;
-mod userns;
+mod streams;
 
-pub use argv::{ConmonArgv, ExecArgv};
-pub use config::{CgroupManager, ConmonConfig, LogLevel, SelinuxHost, SelinuxPolicy, Timeouts};
-pub use container_options::{
+pub use config::container::{
     CgroupsMode, ConmonDescription, ConmonDescriptionExt, ConmonOptions, ExitCommand, SdNotifyMode,
 };
-pub use env::ConmonEnv;
-pub use exec_spec::{build_exec_process, write_process_spec, PROCESS_SPEC_FILE};
-pub use exec_user::{resolve_exec_user, ExecUser};
-pub use k8s_log::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
-pub use launch_error::{LaunchError, LaunchStage};
-pub use launch_options::{ConmonCreated, MonitorOptions, NamedFd, PortProtocol, PortReservation};
-pub use log_tag::{render_log_tag, LogTagData};
+pub use config::{CgroupManager, ConmonConfig, LogLevel, SelinuxHost, SelinuxPolicy, Timeouts};
+pub use exec::spec::{build_exec_process, write_process_spec};
+pub use exec::user::{resolve_exec_user, ExecUser};
+pub use launch::argv::{ConmonArgv, ExecArgv};
+pub use launch::env::ConmonEnv;
+pub use launch::error::{LaunchError, LaunchStage};
+pub use launch::options::{ConmonCreated, MonitorOptions, NamedFd, PortProtocol, PortReservation};
+pub use layout::{ContainerLayout, SessionLayout, PROCESS_SPEC_FILE};
+pub use logs::k8s_file::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
+pub use logs::tag::{render_log_tag, LogTagData};
 pub use resolve::CONMON_CANDIDATES;
 pub use runtime::{ConmonRuntime, RuntimeTraits};
 pub use runtime_cli::Subcommand;

@@ -5,17 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime_api::{ContainerDescription, CreateOptions, ExecSessionId, RuntimeError};
+use runtime_api::{ContainerDescription, ExecSessionId, RuntimeError};
 use tokio::sync::OnceCell;
-use tracing::{info_span, Instrument};
 
 use crate::config::ConmonConfig;
-use crate::conmon_process::monitor_pidfd;
 use crate::files::create_dir_with_mode;
-use crate::files::ContainerFiles;
+use crate::launch::process::monitor_pidfd;
+use crate::layout::ContainerLayout;
 use crate::resolve::{resolve_program, CONMON_CANDIDATES};
 use crate::runtime_cli::RuntimeCli;
-use crate::{ConmonCreated, ConmonDescription, MonitorOptions};
+use crate::ConmonDescription;
 
 /// What podman's runtime lists in the configuration say about the
 /// configured runtime.
@@ -48,7 +47,7 @@ pub struct ConmonRuntime {
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
-    pub(crate) pending_exits: crate::exec_session::PendingExits,
+    pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
 }
 
 impl ConmonRuntime {
@@ -113,30 +112,8 @@ impl ConmonRuntime {
             cli,
             checkpoint_support: OnceCell::new(),
             update_support: OnceCell::new(),
-            pending_exits: Default::default(),
+            exec_sessions: Default::default(),
         })
-    }
-
-    /// Creates the container as [`OciRuntime::create`] does, with the
-    /// conmon-only inputs (reserved ports, named fds) and outputs (conmon's
-    /// pid, where each named fd sits, conmon's placement).
-    ///
-    /// [`OciRuntime::create`]: runtime_api::OciRuntime::create
-    pub async fn create_with(
-        &self,
-        container: &ContainerDescription,
-        options: CreateOptions,
-        monitor: MonitorOptions,
-    ) -> Result<ConmonCreated, RuntimeError> {
-        crate::create::create(self, container, options, monitor, None)
-            .instrument(info_span!("create", container = %container.id()))
-            .await
-    }
-
-    /// Removes the container whatever its state, killing a running one
-    /// (`RUNTIME delete --force`), as podman's `rm -f` does after its stop.
-    pub async fn delete_force(&self, container: &ContainerDescription) -> Result<(), RuntimeError> {
-        self.remove(container, true).await
     }
 
     /// The pid conmon wrote for the container, when its pidfile exists.
@@ -164,12 +141,12 @@ impl ConmonRuntime {
 
     /// The path of the container's attach socket.
     pub fn attach_socket_path(&self, container: &ContainerDescription) -> PathBuf {
-        container.bundle().join("attach")
+        ContainerLayout::new(&self.config, container).attach_socket
     }
 
     /// The path of the file conmon writes the container's exit code to.
     pub fn exit_file_path(&self, container: &ContainerDescription) -> PathBuf {
-        ContainerFiles::new(&self.config, container).exit_file
+        ContainerLayout::new(&self.config, container).exit_file
     }
 
     /// The path of an exec session's attach socket.
@@ -178,7 +155,9 @@ impl ConmonRuntime {
         container: &ContainerDescription,
         session: &ExecSessionId,
     ) -> PathBuf {
-        crate::exec_session::SessionFiles::new(container, session).attach_socket()
+        ContainerLayout::new(&self.config, container)
+            .session(session)
+            .attach_socket
     }
 
     /// The pid of the conmon monitoring an exec session, while its pidfile
@@ -189,7 +168,9 @@ impl ConmonRuntime {
         session: &ExecSessionId,
     ) -> Result<Option<i32>, RuntimeError> {
         crate::files::read_pidfile(
-            &crate::exec_session::SessionFiles::new(container, session).conmon_pidfile,
+            &ContainerLayout::new(&self.config, container)
+                .session(session)
+                .conmon_pidfile,
         )
     }
 

@@ -15,7 +15,6 @@ use runtime_api::{
     TerminalSize,
 };
 
-use super::report::unexpected;
 use super::target::{ContainerSpec, Prepared, Target, Workload};
 
 /// A case's body.
@@ -109,6 +108,11 @@ impl<'a> Context<'a> {
             let _ = self.runtime.delete(c).await;
         }
     }
+}
+
+/// Describes an unexpected error for a failure message.
+fn unexpected(what: &str, err: &RuntimeError) -> String {
+    format!("{what}: unexpected error {err:?}")
 }
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), String> {
@@ -652,33 +656,29 @@ async fn delete_running(ctx: &Context<'_>) -> Result<(), String> {
     })
 }
 
-async fn delete_exited(ctx: &Context<'_>) -> Result<(), String> {
-    let c = ctx.started(Workload::Exit(0)).await?;
-    wait_code(ctx, &c).await?;
+/// Deletes `c` and checks that the runtime no longer knows it.
+async fn delete_then_gone(ctx: &Context<'_>, c: &ContainerDescription) -> Result<(), String> {
     ctx.runtime()
-        .delete(&c)
+        .delete(c)
         .await
         .map_err(|e| unexpected("delete", &e))?;
     expect_kind(
         "status",
-        ctx.runtime().status(&c).await,
+        ctx.runtime().status(c).await,
         no_such,
         "NoSuchContainer",
     )
 }
 
+async fn delete_exited(ctx: &Context<'_>) -> Result<(), String> {
+    let c = ctx.started(Workload::Exit(0)).await?;
+    wait_code(ctx, &c).await?;
+    delete_then_gone(ctx, &c).await
+}
+
 async fn delete_created(ctx: &Context<'_>) -> Result<(), String> {
     let c = ctx.created(Workload::Exit(0)).await?;
-    ctx.runtime()
-        .delete(&c)
-        .await
-        .map_err(|e| unexpected("delete", &e))?;
-    expect_kind(
-        "status",
-        ctx.runtime().status(&c).await,
-        no_such,
-        "NoSuchContainer",
-    )
+    delete_then_gone(ctx, &c).await
 }
 
 async fn delete_twice(ctx: &Context<'_>) -> Result<(), String> {

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use runtime_api::RuntimeError;
-
 use super::cases::{cases, probe_unsupported, Context};
 use super::target::Target;
 
@@ -174,9 +172,4 @@ impl fmt::Display for Report {
             "conformance: {passed} passed, {failed} failed, {skipped} skipped"
         )
     }
-}
-
-/// Describes an unexpected error for a failure message.
-pub(crate) fn unexpected(what: &str, err: &RuntimeError) -> String {
-    format!("{what}: unexpected error {err:?}")
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use runtime_api::{ContainerDescription, LogDriver, RestoreOptions};
 
+use crate::layout::{ContainerLayout, SessionLayout};
 use crate::{ConmonDescription, SdNotifyMode};
 
 use crate::config::{CgroupManager, ConmonConfig, LogLevel};
@@ -58,19 +59,19 @@ impl ConmonArgv<'_> {
     pub fn build(&self) -> Vec<OsString> {
         let config = self.config;
         let c = self.container;
-        let id = c.id().as_str();
+        let layout = ContainerLayout::new(config, c);
         let mut args = shared_args(&Shared {
             config,
             runtime_path: self.runtime_path,
             container: c,
-            cuuid: id,
+            cuuid: c.id().as_str(),
             bundle: c.bundle(),
-            pidfile: c.run_dir().join("pidfile"),
-            exit_dir: config.exits_dir(),
-            persist_dir: config.persist_root().join(id),
+            pidfile: layout.container_pidfile,
+            exit_dir: layout.exit_dir,
+            persist_dir: layout.persist_dir,
             log: LogTarget::Container,
             oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
-                .then(|| c.run_dir().join("oci-log")),
+                .then_some(layout.oci_log),
         });
         if c.sd_notify() == SdNotifyMode::Container {
             if let Some(socket) = &config.notify_socket {
@@ -90,7 +91,7 @@ impl ConmonArgv<'_> {
         if !config.enable_keyring {
             args.push("--no-new-keyring");
         }
-        args.push("--conmon-pidfile").push(c.conmon_pidfile());
+        args.push("--conmon-pidfile").push(&layout.conmon_pidfile);
         if config.no_pivot {
             args.push("--no-pivot");
         }
@@ -226,11 +227,9 @@ pub struct ExecArgv<'a> {
     pub container: &'a ContainerDescription,
     /// The session (conmon's `-u`).
     pub session: &'a str,
-    /// The session's directory: conmon's bundle, pidfile, exit and persist
-    /// directories, attach socket and the process spec live there.
-    pub session_dir: &'a Path,
-    /// The process spec file.
-    pub process_spec: &'a Path,
+    /// The session's paths: conmon's bundle, pidfiles, exit and persist
+    /// directories, attach socket and process spec live there.
+    pub layout: &'a SessionLayout,
     /// Whether the runtime writes a JSON error log.
     pub json_errors: bool,
     /// Allocate a terminal.
@@ -244,43 +243,22 @@ pub struct ExecArgv<'a> {
 }
 
 impl ExecArgv<'_> {
-    /// Where conmon writes the exec process's pid.
-    pub fn pidfile(session_dir: &Path) -> PathBuf {
-        session_dir.join("exec_pid")
-    }
-    /// Where conmon writes the exit file (named after the session).
-    pub fn exit_dir(session_dir: &Path) -> PathBuf {
-        session_dir.join("exit")
-    }
-    /// The session's persist directory.
-    pub fn persist_dir(session_dir: &Path) -> PathBuf {
-        session_dir.join("persist")
-    }
-    /// Where the session's conmon writes its pid.
-    pub fn conmon_pidfile(session_dir: &Path) -> PathBuf {
-        session_dir.join("conmon.pid")
-    }
-    /// The runtime's error log for the session.
-    pub fn oci_log(session_dir: &Path) -> PathBuf {
-        session_dir.join("oci-log")
-    }
-
     /// The arguments after conmon's program name.
     pub fn build(&self) -> Vec<OsString> {
         let config = self.config;
-        let dir = self.session_dir;
+        let layout = self.layout;
         let mut args = shared_args(&Shared {
             config,
             runtime_path: self.runtime_path,
             container: self.container,
             cuuid: self.session,
-            bundle: dir,
-            pidfile: Self::pidfile(dir),
-            exit_dir: Self::exit_dir(dir),
-            persist_dir: Self::persist_dir(dir),
+            bundle: &layout.dir,
+            pidfile: layout.pidfile.clone(),
+            exit_dir: layout.exit_dir.clone(),
+            persist_dir: layout.persist_dir.clone(),
             log: LogTarget::None,
             oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
-                .then(|| Self::oci_log(dir)),
+                .then(|| layout.oci_log.clone()),
         });
         if self.terminal {
             args.push("-t");
@@ -288,11 +266,10 @@ impl ExecArgv<'_> {
         if self.stdin {
             args.push("-i");
         }
-        args.push("--conmon-pidfile")
-            .push(Self::conmon_pidfile(dir));
+        args.push("--conmon-pidfile").push(&layout.conmon_pidfile);
         args.push("-e");
         args.push("--exec-attach");
-        args.push("--exec-process-spec").push(self.process_spec);
+        args.push("--exec-process-spec").push(&layout.process_spec);
         if let Some(secs) = self.timeout_secs {
             args.push("-T").push(secs.to_string());
         }

@@ -28,10 +28,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Capabilities, Process, Spec, User};
 use runtime_api::{ExecConfig, RuntimeError};
 
-use crate::exec_user::resolve_exec_user;
-
-/// The file name of the process spec inside an exec session's directory.
-pub const PROCESS_SPEC_FILE: &str = "process.json";
+use crate::exec::user::resolve_exec_user;
 
 /// Builds the OCI process of an exec session in `container` (its runtime
 /// spec) whose root filesystem is at `rootfs` (where `/etc/passwd` and
@@ -108,17 +105,17 @@ pub fn build_exec_process(
     Ok(process)
 }
 
-/// Writes `process` as JSON to `<session_dir>/process.json`, created new
-/// (an existing file is an error) with mode 0600, and returns its path.
-/// A partly written file is removed on failure.
-pub fn write_process_spec(session_dir: &Path, process: &Process) -> Result<PathBuf, RuntimeError> {
-    let path = session_dir.join(PROCESS_SPEC_FILE);
+/// Writes `process` as JSON to `path` (a session's
+/// [`SessionLayout::process_spec`](crate::SessionLayout)), created new (an
+/// existing file is an error) with mode 0600. A partly written file is
+/// removed on failure.
+pub fn write_process_spec(path: &Path, process: &Process) -> Result<(), RuntimeError> {
     let context = || format!("writing the exec process spec {}", path.display());
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .map_err(|e| RuntimeError::io(context(), e))?;
     let mut writer = BufWriter::new(file);
     let written = serde_json::to_writer(&mut writer, process)
@@ -126,10 +123,10 @@ pub fn write_process_spec(session_dir: &Path, process: &Process) -> Result<PathB
         .and_then(|()| writer.flush());
     if let Err(e) = written {
         drop(writer);
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
         return Err(RuntimeError::io(context(), e));
     }
-    Ok(path)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -358,8 +355,8 @@ mod tests {
         let process = build_exec_process(&spec, root.path(), &config).unwrap();
 
         let session = tempfile::tempdir().unwrap();
-        let path = write_process_spec(session.path(), &process).unwrap();
-        assert_eq!(path, session.path().join("process.json"));
+        let path = session.path().join(crate::PROCESS_SPEC_FILE);
+        write_process_spec(&path, &process).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -373,9 +370,13 @@ mod tests {
         assert_eq!(back, process);
 
         // Never overwrites.
-        let err = write_process_spec(session.path(), &process).unwrap_err();
+        let err = write_process_spec(&path, &process).unwrap_err();
         assert!(matches!(err, RuntimeError::Io { .. }), "{err}");
-        let err = write_process_spec(&session.path().join("missing"), &process).unwrap_err();
+        let missing = session
+            .path()
+            .join("missing")
+            .join(crate::PROCESS_SPEC_FILE);
+        let err = write_process_spec(&missing, &process).unwrap_err();
         assert!(err.to_string().contains("missing/process.json"), "{err}");
     }
 }

@@ -205,7 +205,7 @@ impl ConmonDescription for ContainerDescription {
         self.conmon_options()
             .conmon_pidfile
             .clone()
-            .unwrap_or_else(|| self.run_dir().join("conmon.pid"))
+            .unwrap_or_else(|| crate::layout::default_conmon_pidfile(self))
     }
 }
 

@@ -24,7 +24,7 @@ use tracing::warn;
 
 use crate::errors::oci_runtime_error;
 use crate::files::read_pidfile;
-use crate::process_group::kill_group;
+use crate::launch::process_group::kill_group;
 
 /// The most of conmon's stderr kept for error messages.
 const MAX_STDERR: u64 = 64 * 1024;
@@ -95,6 +95,11 @@ impl ConmonProcess {
             cuuid: cuuid.to_string(),
             armed: true,
         })
+    }
+
+    /// Where conmon writes its monitor's pid.
+    pub(crate) fn monitor_pidfile(&self) -> &Path {
+        &self.monitor_pidfile
     }
 
     /// conmon's first pid (its parent), while it has not been reaped.

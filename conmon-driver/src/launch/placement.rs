@@ -136,7 +136,7 @@ pub(crate) fn conmon_cgroupfs_path(
 /// in it. The cgroup is shared by every container with the same parent, so
 /// one still holding another container's conmon stays (podman never
 /// removes it at all). A systemd scope needs nothing: systemd collects it
-/// once conmon has exited. Called from `ContainerFiles::remove_all`, which
+/// once conmon has exited. Called from `ContainerLayout::remove_all`, which
 /// `delete` and a failed create's undo run once conmon is gone.
 ///
 /// Returns the warning it logged, if any; never fails the delete.

@@ -7,11 +7,9 @@
 //! the sync pipe. The exit code arrives later in the session's exit file.
 //! When a session ends its directory is removed and its conmon reaped.
 
-use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use attach::AttachSocket;
@@ -20,50 +18,21 @@ use runtime_api::{
     ExecHandle, ExecSession, ExecSessionId, RuntimeError,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
-use sync_pipe::{seqpacket_pair, FdPlan, PipeNumbers, StartSignal, SyncPipeError, SyncReader};
-use tokio::time::Instant;
+use sync_pipe::{PipeNumbers, SyncPipeError, SyncReader};
 use tracing::{debug, warn};
 
-use crate::argv::ExecArgv;
-use crate::attach_session::{from_attach, prepare, pump};
-use crate::conmon_process::{monitor_pidfd, ConmonProcess};
-use crate::env::ConmonEnv;
 use crate::errors::from_probe;
-use crate::exec_spec::{build_exec_process, write_process_spec};
-use crate::files::{create_dir_with_mode, read_pidfile};
+use crate::exec::registry::{ExecRegistry, SessionState};
+use crate::exec::spec::{build_exec_process, write_process_spec};
+use crate::files::create_dir_with_mode;
+use crate::launch::argv::ExecArgv;
+use crate::launch::env::ConmonEnv;
+use crate::launch::process::monitor_pidfd;
+use crate::launch::sequence::{ConmonLaunch, LaunchPlan};
+use crate::layout::{ContainerLayout, SessionLayout};
 use crate::runtime::ConmonRuntime;
+use crate::streams::attach::{from_attach, prepare, pump};
 use crate::LaunchStage;
-
-/// The files of one session, all under its directory in the bundle.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionFiles {
-    pub(crate) dir: PathBuf,
-    pub(crate) exit_file: PathBuf,
-    pub(crate) conmon_pidfile: PathBuf,
-    pub(crate) oci_log: PathBuf,
-}
-
-impl SessionFiles {
-    pub(crate) fn new(c: &ContainerDescription, id: &ExecSessionId) -> Self {
-        let dir = c.bundle().join(format!("exec-{id}"));
-        Self {
-            // conmon names exit files after the container (`-c`), which is
-            // why every session has an exit directory of its own.
-            exit_file: ExecArgv::exit_dir(&dir).join(c.id().as_str()),
-            conmon_pidfile: ExecArgv::conmon_pidfile(&dir),
-            oci_log: ExecArgv::oci_log(&dir),
-            dir,
-        }
-    }
-
-    pub(crate) fn attach_socket(&self) -> PathBuf {
-        self.dir.join("attach")
-    }
-
-    pub(crate) fn ctl(&self) -> PathBuf {
-        self.dir.join("ctl")
-    }
-}
 
 /// A fresh random session id (128 bits, hex).
 fn new_session_id() -> Result<ExecSessionId, RuntimeError> {
@@ -78,25 +47,9 @@ fn new_session_id() -> Result<ExecSessionId, RuntimeError> {
 /// What a successful launch hands to the attach phase.
 struct Launched {
     session: ExecSession,
-    files: SessionFiles,
+    files: SessionLayout,
     socket: Option<AttachSocket>,
 }
-
-/// What the driver holds of a running exec session until its exit status
-/// has been read.
-#[derive(Debug)]
-pub(crate) struct SessionState {
-    /// The sync pipe: conmon 2.1 reports an exec's exit status there (and
-    /// in exit files only when it can write them). Behind an async mutex so
-    /// that a wait dropped half-way leaves it for the next one.
-    sync: tokio::sync::Mutex<SyncReader>,
-    /// The exec'd process, pinned while it was known to be alive, so that
-    /// stop and liveness never reach a recycled pid.
-    process: Option<PidFd>,
-}
-
-/// Sessions whose exit status nobody has read yet, by session id.
-pub(crate) type PendingExits = Arc<Mutex<HashMap<String, Arc<SessionState>>>>;
 
 /// Refuses a container that is not running, without creating anything.
 async fn require_running(rt: &ConmonRuntime, c: &ContainerDescription) -> Result<(), RuntimeError> {
@@ -124,27 +77,28 @@ async fn launch(
     config.validate()?;
     require_running(rt, c).await?;
     let id = new_session_id()?;
-    let files = SessionFiles::new(c, &id);
+    let container = ContainerLayout::new(&rt.config, c);
+    let files = container.session(&id);
     create_dir_with_mode(&files.dir, 0o700)?;
     let mut run = ExecLaunch {
         rt,
         c,
-        files: files.clone(),
-        conmon: None,
+        container,
+        layout: files.clone(),
+        launch: None,
         process: None,
         settled: false,
     };
     match run.run(config, &id, attach).await {
         Ok((pid, socket, sync)) => {
             run.settled = true;
-            if let Some(conmon) = run.conmon.as_mut() {
-                conmon.disarm();
-            }
-            let state = Arc::new(SessionState {
-                sync: tokio::sync::Mutex::new(sync),
-                process: run.process.take(),
-            });
-            lock(&rt.pending_exits).insert(id.to_string(), state);
+            rt.exec_sessions.insert(
+                id.clone(),
+                SessionState {
+                    sync: tokio::sync::Mutex::new(sync),
+                    process: run.process.take(),
+                },
+            );
             Ok(Launched {
                 session: {
                     let mut session = ExecSession::new(id, Some(pid));
@@ -165,8 +119,11 @@ async fn launch(
 struct ExecLaunch<'a> {
     rt: &'a ConmonRuntime,
     c: &'a ContainerDescription,
-    files: SessionFiles,
-    conmon: Option<ConmonProcess>,
+    /// The container's paths.
+    container: ContainerLayout,
+    /// The session's paths.
+    layout: SessionLayout,
+    launch: Option<ConmonLaunch<'a>>,
     /// The exec'd process once conmon reported it.
     process: Option<PidFd>,
     /// Set once the launch succeeded or was undone.
@@ -184,7 +141,7 @@ impl Drop for ExecLaunch<'_> {
         if let Some(process) = &self.process {
             let _ = process.send_signal(libc::SIGKILL);
         }
-        remove_session_dir(&self.files.dir);
+        remove_session_dir(&self.layout.dir);
     }
 }
 
@@ -197,21 +154,11 @@ impl ExecLaunch<'_> {
     ) -> Result<(i32, Option<AttachSocket>, SyncReader), RuntimeError> {
         let rt = self.rt;
         let c = self.c;
-        let limit = rt.config.timeouts.exec;
-        let deadline = Instant::now() + limit;
-        let timed_out = |what: &str| RuntimeError::Timeout {
-            operation: format!("{what} of an exec session in container {}", c.id()),
-            limit,
-        };
-        let spawn_err = |e: SyncPipeError| {
-            crate::LaunchError::new(LaunchStage::Spawn, e.to_string(), String::new())
-                .into_runtime_error("an exec session")
-        };
-
-        let spec = oci_spec::runtime::Spec::load(c.bundle().join("config.json")).map_err(|e| {
+        let layout = self.layout.clone();
+        let spec = oci_spec::runtime::Spec::load(&self.container.config_json).map_err(|e| {
             RuntimeError::InvalidArgument(format!(
                 "cannot read {}: {e}",
-                c.bundle().join("config.json").display()
+                self.container.config_json.display()
             ))
         })?;
         let root = spec
@@ -225,36 +172,20 @@ impl ExecLaunch<'_> {
             c.bundle().join(root)
         };
         let process = build_exec_process(&spec, &rootfs, config)?;
-        let process_spec = write_process_spec(&self.files.dir, &process)?;
+        write_process_spec(&layout.process_spec, &process)?;
         // conmon exits without reporting the status when it cannot write
         // its exit files, so both directories must exist.
-        create_dir_with_mode(&ExecArgv::exit_dir(&self.files.dir), 0o700)?;
-        create_dir_with_mode(&ExecArgv::persist_dir(&self.files.dir), 0o700)?;
+        create_dir_with_mode(&layout.exit_dir, 0o700)?;
+        create_dir_with_mode(&layout.persist_dir, 0o700)?;
 
-        let (sync_parent, sync_child) = seqpacket_pair().map_err(spawn_err)?;
-        let (start_parent, start_child) = seqpacket_pair().map_err(spawn_err)?;
-        let (attach_parent, attach_child) = seqpacket_pair().map_err(spawn_err)?;
-        let numbers = PipeNumbers::new(0, true);
-        let mut plan = FdPlan::new();
-        plan.place(sync_child.as_raw_fd(), numbers.sync)
-            .map_err(spawn_err)?;
-        plan.place(start_child.as_raw_fd(), numbers.start)
-            .map_err(spawn_err)?;
-        if let Some(attach_number) = numbers.attach {
-            plan.place(attach_child.as_raw_fd(), attach_number)
-                .map_err(spawn_err)?;
-        }
-        plan.seal_unplaced();
-
-        let json_errors = rt.listed_in(&rt.config.runtimes_with_json_errors);
+        let pipes = PipeNumbers::new(0, true);
         let argv = ExecArgv {
             config: &rt.config,
             runtime_path: &rt.runtime_path,
             container: c,
             session: id.as_str(),
-            session_dir: &self.files.dir,
-            process_spec: &process_spec,
-            json_errors,
+            layout: &layout,
+            json_errors: rt.listed_in(&rt.config.runtimes_with_json_errors),
             terminal: config.terminal,
             stdin: config.stdin,
             timeout_secs: config.timeout.map(|t| t.as_secs().max(1)),
@@ -264,7 +195,7 @@ impl ExecLaunch<'_> {
         let env: Vec<(String, String)> = ConmonEnv {
             config: &rt.config,
             container: c,
-            pipes: numbers,
+            pipes,
             listen_fds: 0,
         }
         .build()
@@ -272,109 +203,46 @@ impl ExecLaunch<'_> {
         // Readiness belongs to the container, not to its exec sessions.
         .filter(|(key, _)| key != "NOTIFY_SOCKET")
         .collect();
-
-        let mut cmd = tokio::process::Command::new(&rt.conmon_path);
-        cmd.args(&argv)
-            .env_clear()
-            .envs(env)
-            .current_dir(&self.files.dir);
-        plan.install_tokio(&mut cmd);
-        debug!(container = %c.id(), session = %id, ?argv, "spawning exec conmon");
-        let conmon = self.conmon.insert(ConmonProcess::spawn(
-            cmd,
-            &rt.conmon_path,
-            self.files.conmon_pidfile.clone(),
-            id.as_str(),
-        )?);
-        let conmon_pid = conmon.pid();
-        drop((sync_child, start_child, attach_child));
-
-        let mut sync = SyncReader::new(sync_parent).map_err(spawn_err)?;
-        let mut attach_pipe = SyncReader::new(attach_parent).map_err(spawn_err)?;
-        // Like the container's conmon (podman does the same for exec):
-        // placed before the start byte; problems are logged warnings.
-        let _ = crate::placement::place_conmon(&rt.config, c, conmon_pid).await;
-        let start = StartSignal::new(start_parent);
-        if let Err(e) = start.send_byte() {
-            if !matches!(e, SyncPipeError::PeerGone) {
-                return Err(self.monitor_failed(LaunchStage::StartSignal, e.to_string()));
-            }
-        }
-        let Some(conmon) = self.conmon.as_mut() else {
-            return Err(self.monitor_failed(LaunchStage::ParentExit, "not spawned".into()));
+        let plan = LaunchPlan {
+            argv,
+            env,
+            cwd: &layout.dir,
+            pipes,
+            pass_fds: Vec::new(),
+            trailing_fds: Vec::new(),
+            monitor_pidfile: layout.conmon_pidfile.clone(),
+            cuuid: id.as_str(),
+            oci_log: layout.oci_log.clone(),
+            runtime_command: format!("{} exec {}", rt.runtime_path.display(), c.id()),
+            limit: rt.config.timeouts.exec,
         };
-        let Some(status) = conmon.wait_parent(deadline).await? else {
-            return Err(timed_out("conmon launch"));
-        };
-        if !status.success() {
-            return Err(self.monitor_failed(
-                LaunchStage::ParentExit,
-                format!("conmon exited with {status}"),
-            ));
-        }
-
-        let remaining = || deadline.saturating_duration_since(Instant::now());
-        match attach_pipe.read_record(remaining()).await {
-            Ok(record) if !record.is_failure() => {}
-            Ok(record) => return Err(self.runtime_failure(record.message.as_deref())),
-            Err(SyncPipeError::Timeout { .. }) => return Err(timed_out("the attach handshake")),
-            Err(SyncPipeError::Eof) => return Err(self.runtime_failure(None)),
-            Err(e) => return Err(self.monitor_failed(LaunchStage::SyncRecord, e.to_string())),
-        }
+        let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
+        // The first byte lets conmon fork and make the attach socket; the
+        // second, once the driver is connected, runs the process.
+        launch.release(false).await?;
+        launch.reap_parent().await?;
+        launch.read_record("the attach handshake", true).await?;
         let socket = if attach {
-            let socket = AttachSocket::connect(&self.files.attach_socket(), remaining())
+            let socket = AttachSocket::connect(&layout.attach_socket, launch.remaining())
                 .await
                 .map_err(|e| from_attach(c, e))?;
             Some(socket)
         } else {
             None
         };
-        if let Err(e) = start.send() {
-            return Err(self.monitor_failed(LaunchStage::StartSignal, e.to_string()));
-        }
-        let pid = match sync.read_record(remaining()).await {
-            Ok(record) if !record.is_failure() => i32::try_from(record.data).map_err(|_| {
-                self.monitor_failed(
-                    LaunchStage::SyncRecord,
-                    format!("conmon reported an impossible pid {}", record.data),
-                )
-            })?,
-            Ok(record) => return Err(self.runtime_failure(record.message.as_deref())),
-            Err(SyncPipeError::Timeout { .. }) => return Err(timed_out("the start")),
-            Err(SyncPipeError::Eof) => return Err(self.runtime_failure(None)),
-            Err(e) => return Err(self.monitor_failed(LaunchStage::SyncRecord, e.to_string())),
-        };
+        launch.release(true).await?;
+        let pid = launch.read_record("the exec process's pid", false).await?;
         // Pinned now, while the process is known to run.
         self.process = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
-        let monitor_pid = read_pidfile(&self.files.conmon_pidfile)?.ok_or_else(|| {
-            self.monitor_failed(LaunchStage::Pidfile, "conmon wrote no pidfile".into())
-        })?;
+        let monitor_pid = launch.monitor_pid()?;
         debug!(container = %c.id(), session = %id, pid, monitor_pid, "exec session started");
+        let Some(sync) = self.launch.take().and_then(ConmonLaunch::finish) else {
+            return Err(RuntimeError::io(
+                "an exec session's sync pipe",
+                std::io::Error::other("the launch kept no sync pipe"),
+            ));
+        };
         Ok((pid, socket, sync))
-    }
-
-    fn monitor_failed(&self, stage: LaunchStage, message: String) -> RuntimeError {
-        match &self.conmon {
-            Some(conmon) => conmon.monitor_failed(stage, message),
-            None => crate::LaunchError::new(stage, message, String::new())
-                .into_runtime_error("an exec session"),
-        }
-    }
-
-    /// The runtime's error log first, then conmon's message, classified as
-    /// podman does (126 permission denied, 127 not found).
-    fn runtime_failure(&self, conmon_message: Option<&str>) -> RuntimeError {
-        let fallback = "conmon closed the sync pipe without reporting the exec process";
-        match &self.conmon {
-            Some(conmon) => conmon.runtime_failure(
-                &self.rt.config.runtime_name,
-                format!("{} exec {}", self.rt.runtime_path.display(), self.c.id()),
-                &self.files.oci_log,
-                conmon_message,
-                fallback,
-            ),
-            None => self.monitor_failed(LaunchStage::SyncRecord, fallback.into()),
-        }
     }
 
     /// Kills the exec'd process if it was started, conmon and its monitor
@@ -387,10 +255,10 @@ impl ExecLaunch<'_> {
             let _ = process.send_signal(libc::SIGKILL);
             let _ = process.exited(limit).await;
         }
-        if let Some(conmon) = self.conmon.as_mut() {
-            conmon.kill_all(limit).await;
+        if let Some(launch) = self.launch.as_mut() {
+            launch.kill_all().await;
         }
-        remove_session_dir(&self.files.dir);
+        remove_session_dir(&self.layout.dir);
     }
 }
 
@@ -415,7 +283,7 @@ enum ExitReport {
 /// The exit status conmon sends on the sync pipe after the exec's pid.
 async fn read_exit_status(
     sync: &mut SyncReader,
-    files: &SessionFiles,
+    files: &SessionLayout,
     limit: Duration,
 ) -> Result<ExitReport, RuntimeError> {
     let operation = "waiting for an exec session to exit";
@@ -469,7 +337,7 @@ async fn read_exit_status(
 /// Reads the exit status from the exit file when no sync pipe is pending
 /// (a conmon that writes one, or a session launched by another process).
 async fn wait_exit_file(
-    files: &SessionFiles,
+    files: &SessionLayout,
     session: &ExecSessionId,
     limit: Duration,
 ) -> Result<i32, RuntimeError> {
@@ -506,7 +374,7 @@ async fn wait_exit_file(
 /// Waits for conmon to leave (killing one that lingers past the exit delay)
 /// and removes the session's directory.
 async fn finish_session(
-    files: &SessionFiles,
+    files: &SessionLayout,
     session: &ExecSessionId,
     exit_delay: Duration,
     kill_wait: Duration,
@@ -525,14 +393,14 @@ async fn finish_session(
 /// The session's exit code (from its sync pipe when one is pending, else
 /// its exit file), then the session's cleanup.
 pub(crate) async fn wait_and_clean(
-    pending: &PendingExits,
-    files: &SessionFiles,
+    registry: &ExecRegistry,
+    files: &SessionLayout,
     session: &ExecSession,
     exit_delay: Duration,
     kill_wait: Duration,
     limit: Duration,
 ) -> Result<i32, RuntimeError> {
-    let state = lock(pending).get(session.id.as_str()).cloned();
+    let state = registry.get(&session.id);
     let report = match state {
         Some(state) => {
             // The reader stays in the state until a result is definitive,
@@ -543,7 +411,7 @@ pub(crate) async fn wait_and_clean(
                     return Err(RuntimeError::Timeout { operation, limit });
                 }
                 other => {
-                    lock(pending).remove(session.id.as_str());
+                    registry.remove(&session.id);
                     other
                 }
             }
@@ -567,14 +435,6 @@ pub(crate) async fn wait_and_clean(
             limit: session.timeout.unwrap_or_default(),
         }),
     }
-}
-
-fn lock(pending: &PendingExits) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionState>>> {
-    // A panic while holding the lock cannot leave the map inconsistent:
-    // every critical section is a single insert or remove.
-    pending
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) async fn exec(
@@ -605,14 +465,14 @@ pub(crate) async fn exec(
     let exit_delay = config.exit_delay.unwrap_or_default();
     let kill_wait = rt.config.timeouts.kill_wait;
     let completion_limit = rt.config.timeouts.exec_completion;
-    let pending = Arc::clone(&rt.pending_exits);
+    let registry = Arc::clone(&rt.exec_sessions);
     let session_for_wait = session.clone();
     let completion = Box::pin(async move {
         let outcome = pump(&c, socket, streams, terminal, keys, options).await?;
         let exit_code = match outcome {
             AttachOutcome::StreamsEnded => Some(
                 wait_and_clean(
-                    &pending,
+                    &registry,
                     &files,
                     &session_for_wait,
                     exit_delay,
@@ -640,9 +500,8 @@ pub(crate) async fn exec_detached(
 /// The pidfd taken on the session's process when it started; `None` once
 /// its status was read (the session is over) or for an unknown session.
 fn session_process(rt: &ConmonRuntime, session: &ExecSession) -> Option<Arc<SessionState>> {
-    lock(&rt.pending_exits)
-        .get(session.id.as_str())
-        .cloned()
+    rt.exec_sessions
+        .get(&session.id)
         .filter(|state| state.process.is_some())
 }
 
@@ -712,9 +571,9 @@ pub(crate) async fn exec_resize(
     session: &ExecSession,
     size: runtime_api::TerminalSize,
 ) -> Result<(), RuntimeError> {
-    let files = SessionFiles::new(c, &session.id);
+    let files = ContainerLayout::new(&rt.config, c).session(&session.id);
     let size = attach::TerminalSize::new(size.rows, size.cols).map_err(|e| from_attach(c, e))?;
-    attach::resize(&files.ctl(), size, rt.config.timeouts.attach)
+    attach::resize(&files.ctl, size, rt.config.timeouts.attach)
         .await
         .map_err(|e| match e {
             attach::AttachError::ControlUnavailable { .. } => {

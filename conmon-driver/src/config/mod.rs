@@ -3,6 +3,8 @@
 //! exit files, sockets and persist directories live, and how long each
 //! operation may take. Everything is plain data with podman's defaults.
 
+pub(crate) mod container;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -266,20 +268,5 @@ impl ConmonConfig {
             selinux: SelinuxPolicy::FollowHost,
             selinux_host: None,
         }
-    }
-
-    /// Where conmon writes exit files.
-    pub fn exits_dir(&self) -> PathBuf {
-        self.tmp_dir.join("exits")
-    }
-
-    /// Where conmon's attach socket links go.
-    pub fn socket_dir(&self) -> PathBuf {
-        self.tmp_dir.join("socket")
-    }
-
-    /// Where conmon keeps per-container exit and OOM files.
-    pub fn persist_root(&self) -> PathBuf {
-        self.tmp_dir.join("persist")
     }
 }

@@ -1,0 +1,8 @@
+//! Exec sessions: running an extra process in a running container through
+//! a second conmon (`-e --exec-attach`), its OCI process spec, and the
+//! resolution of the user it runs as.
+
+pub(crate) mod registry;
+pub(crate) mod session;
+pub(crate) mod spec;
+pub(crate) mod user;

@@ -1,0 +1,89 @@
+//! The exec sessions the driver launched and whose exit status nobody has
+//! read yet: each keeps the sync pipe conmon reports the status on, and a
+//! pidfd on its process taken while it was known to run. The registry
+//! owns this state, so that launching, waiting, stopping and probing share
+//! it without knowing about each other, and an entry leaves once its
+//! status was read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use runtime_api::ExecSessionId;
+use state_probe::PidFd;
+use sync_pipe::SyncReader;
+
+/// What the driver holds of a running exec session.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    /// The sync pipe: conmon 2.1 reports an exec's exit status there (and
+    /// in exit files only when it can write them). Behind an async mutex so
+    /// that a wait dropped half-way leaves it for the next one.
+    pub(crate) sync: tokio::sync::Mutex<SyncReader>,
+    /// The exec'd process, pinned while it was known to be alive, so that
+    /// stop and liveness never reach a recycled pid.
+    pub(crate) process: Option<PidFd>,
+}
+
+/// Sessions whose exit status nobody has read yet, by session id.
+#[derive(Debug, Default)]
+pub(crate) struct ExecRegistry {
+    sessions: Mutex<HashMap<ExecSessionId, Arc<SessionState>>>,
+}
+
+impl ExecRegistry {
+    /// Records a session that was just launched.
+    pub(crate) fn insert(&self, id: ExecSessionId, state: SessionState) {
+        self.lock().insert(id, Arc::new(state));
+    }
+
+    /// The state of a session whose status was not read yet.
+    pub(crate) fn get(&self, id: &ExecSessionId) -> Option<Arc<SessionState>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Forgets a session once its status is known.
+    pub(crate) fn remove(&self, id: &ExecSessionId) {
+        self.lock().remove(id);
+    }
+
+    /// How many sessions wait for their status to be read.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ExecSessionId, Arc<SessionState>>> {
+        // Every critical section is one insert, lookup or removal: a panic
+        // elsewhere cannot leave the map half-changed.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_come_and_go_by_id() {
+        let registry = ExecRegistry::default();
+        let (parent, _child) = sync_pipe::seqpacket_pair().unwrap();
+        let id = ExecSessionId::new("s1").unwrap();
+        let sync = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { SyncReader::new(parent).unwrap() });
+        registry.insert(
+            id.clone(),
+            SessionState {
+                sync: tokio::sync::Mutex::new(sync),
+                process: None,
+            },
+        );
+        assert_eq!(registry.len(), 1);
+        assert!(registry.get(&id).is_some());
+        registry.remove(&id);
+        assert!(registry.get(&id).is_none());
+        assert_eq!(registry.len(), 0);
+    }
+}

@@ -1,0 +1,345 @@
+//! Creating a container: the checks before anything is touched (an id the
+//! runtime already knows is refused, handed fds are counted and made
+//! close-on-exec, reserved ports are bound), the container's files made
+//! fresh, then conmon's launch (`launch/sequence.rs`) with the container's
+//! argv, env and fds, one start byte and the pid on the sync pipe.
+//!
+//! Any failure after the spawn kills conmon and its monitor, deletes the
+//! container from the runtime once it may exist, and removes the files the
+//! launch created; the error carries conmon's stderr and the runtime's
+//! error log message. A launch whose future is dropped half-way is undone
+//! the same way, in the background.
+
+use std::os::fd::OwnedFd;
+
+use runtime_api::{
+    ContainerDescription, CreateOptions, CreatedContainer, RestoreOptions, RuntimeError,
+};
+use sync_pipe::PipeNumbers;
+use tracing::{debug, warn};
+
+use crate::files::{create_dir_with_mode, remove_file_if_present};
+use crate::launch::argv::ConmonArgv;
+use crate::launch::env::ConmonEnv;
+use crate::launch::sequence::{ConmonLaunch, LaunchPlan};
+use crate::layout::ContainerLayout;
+use crate::runtime::ConmonRuntime;
+use crate::runtime_cli::{RuntimeCli, Subcommand};
+use crate::{ConmonCreated, MonitorOptions, NamedFd};
+use tracing::{info_span, Instrument};
+
+impl ConmonRuntime {
+    /// Creates the container as [`OciRuntime::create`] does, with the
+    /// conmon-only inputs (reserved ports, named fds) and outputs (conmon's
+    /// pid, where each named fd sits, conmon's placement).
+    ///
+    /// [`OciRuntime::create`]: runtime_api::OciRuntime::create
+    pub async fn create_with(
+        &self,
+        container: &ContainerDescription,
+        options: CreateOptions,
+        monitor: MonitorOptions,
+    ) -> Result<ConmonCreated, RuntimeError> {
+        crate::lifecycle::create::create(self, container, options, monitor, None)
+            .instrument(info_span!("create", container = %container.id()))
+            .await
+    }
+}
+
+/// What a failed launch must undo.
+struct Launch<'a> {
+    rt: &'a ConmonRuntime,
+    container: &'a ContainerDescription,
+    layout: ContainerLayout,
+    created_run_dir: bool,
+    launch: Option<ConmonLaunch<'a>>,
+    /// The start byte went out: the runtime may have created the container.
+    started: bool,
+    /// Set once the launch succeeded or was undone.
+    settled: bool,
+}
+
+pub(crate) async fn create(
+    rt: &ConmonRuntime,
+    container: &ContainerDescription,
+    options: CreateOptions,
+    monitor: MonitorOptions,
+    restore: Option<&RestoreOptions>,
+) -> Result<ConmonCreated, RuntimeError> {
+    crate::config::container::validate(container)?;
+    let CreateOptions {
+        preserved_fds,
+        listen_fds,
+        ..
+    } = options;
+    let MonitorOptions {
+        reserved_ports,
+        extra_fds,
+        ..
+    } = monitor;
+    if preserved_fds.len() != container.preserved_fds() as usize {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "the container preserves {} fds but {} were handed to create",
+            container.preserved_fds(),
+            preserved_fds.len()
+        )));
+    }
+    if !preserved_fds.is_empty() && !listen_fds.is_empty() {
+        return Err(RuntimeError::InvalidArgument(
+            "preserved fds and socket-activation fds cannot be combined: both start at fd 3".into(),
+        ));
+    }
+    if !container.bundle().join("config.json").is_file() {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "bundle {} has no config.json",
+            container.bundle().display()
+        )));
+    }
+    // Handed-over fds may lack close-on-exec (socket activation's never
+    // have it): they must not reach the runtime commands run meanwhile.
+    for fd in preserved_fds
+        .iter()
+        .chain(&listen_fds)
+        .chain(extra_fds.iter().map(|named| &named.fd))
+    {
+        sync_pipe::set_cloexec(fd).map_err(|e| {
+            RuntimeError::InvalidArgument(format!("a handed-over fd is unusable: {e}"))
+        })?;
+    }
+    let pass_fds: Vec<OwnedFd> = if listen_fds.is_empty() {
+        preserved_fds
+    } else {
+        listen_fds
+    };
+    let listen_count = if container.preserved_fds() == 0 {
+        pass_fds.len() as u32
+    } else {
+        0
+    };
+
+    // Bound before anything is created or spawned: a port in use fails
+    // the create with nothing to undo.
+    let port_sockets = crate::launch::ports::bind_ports(&reserved_ports)?;
+
+    // Everything below removes or replaces files of this id: a container
+    // the runtime still knows must not lose them.
+    match rt.cli.state(container.id(), rt.config.timeouts.state).await {
+        Ok(state_probe::StateProbe::Present(_)) => {
+            return Err(RuntimeError::AlreadyExists {
+                id: container.id().to_string(),
+            })
+        }
+        Ok(state_probe::StateProbe::Gone) => {}
+        // A runtime that cannot answer gets to refuse the id itself.
+        Err(e) => debug!(container = %container.id(), error = %e, "state probe before create"),
+    }
+
+    let layout = ContainerLayout::new(&rt.config, container);
+    let created_run_dir = !container.run_dir().exists();
+    // A run dir the caller made keeps the permissions it chose.
+    if created_run_dir {
+        create_dir_with_mode(container.run_dir(), 0o700)?;
+    } else if !container.run_dir().is_dir() {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "run directory {} is not a directory",
+            container.run_dir().display()
+        )));
+    }
+    for stale in [
+        &layout.exit_file,
+        &layout.oci_log,
+        &layout.container_pidfile,
+        &layout.conmon_pidfile,
+    ] {
+        remove_file_if_present(stale)?;
+    }
+    let _ = std::fs::remove_dir_all(&layout.persist_dir);
+    create_dir_with_mode(&layout.persist_dir, 0o750)?;
+
+    let mut launch = Launch {
+        rt,
+        container,
+        layout,
+        created_run_dir,
+        launch: None,
+        started: false,
+        settled: false,
+    };
+    let handed = HandedFds {
+        pass: pass_fds,
+        listen_count,
+        ports: port_sockets,
+        extra: extra_fds,
+    };
+    match launch.run(handed, restore).await {
+        Ok(created) => {
+            launch.settled = true;
+            if let Some(conmon) = launch.launch.take() {
+                conmon.finish();
+            }
+            Ok(created)
+        }
+        Err(err) => {
+            launch.undo().await;
+            Err(err)
+        }
+    }
+}
+
+/// The fds conmon receives besides its pipes.
+struct HandedFds {
+    /// Preserved or socket-activation fds, at 3, 4, ...
+    pass: Vec<OwnedFd>,
+    /// How many of `pass` are socket-activation fds.
+    listen_count: u32,
+    /// Reserved port sockets, after the pipes.
+    ports: Vec<OwnedFd>,
+    /// Named fds, after the ports.
+    extra: Vec<NamedFd>,
+}
+
+impl Launch<'_> {
+    async fn run(
+        &mut self,
+        handed: HandedFds,
+        restore: Option<&RestoreOptions>,
+    ) -> Result<ConmonCreated, RuntimeError> {
+        let HandedFds {
+            pass: pass_fds,
+            listen_count,
+            ports,
+            extra,
+        } = handed;
+        let rt = self.rt;
+        let c = self.container;
+        let pipes = PipeNumbers::new(pass_fds.len() as u32, false);
+        // Named fds follow the pipes and the ports, in order.
+        let first_extra = pipes.start + 1 + ports.len() as i32;
+        let extra_fds: Vec<(String, i32)> = extra
+            .iter()
+            .enumerate()
+            .map(|(i, named)| (named.name.clone(), first_extra + i as i32))
+            .collect();
+        let argv = ConmonArgv {
+            config: &rt.config,
+            runtime_path: &rt.runtime_path,
+            container: c,
+            json_errors: rt.listed_in(&rt.config.runtimes_with_json_errors),
+            pass_fds: pass_fds.len() as u32,
+            restore,
+        }
+        .build();
+        let env = ConmonEnv {
+            config: &rt.config,
+            container: c,
+            pipes,
+            listen_fds: listen_count,
+        }
+        .build();
+        let trailing_fds = ports
+            .into_iter()
+            .chain(extra.into_iter().map(|named| named.fd))
+            .collect();
+        let plan = LaunchPlan {
+            argv,
+            env,
+            cwd: c.bundle(),
+            pipes,
+            pass_fds,
+            trailing_fds,
+            monitor_pidfile: self.layout.conmon_pidfile.clone(),
+            cuuid: c.id().as_str(),
+            oci_log: self.layout.oci_log.clone(),
+            runtime_command: format!("{} create {}", rt.runtime_path.display(), c.id()),
+            limit: rt.config.timeouts.create,
+        };
+        let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
+        self.started = true;
+        launch.release(true).await?;
+        launch.reap_parent().await?;
+        let pid = launch.read_record("conmon's sync record", false).await?;
+        let monitor_pid = launch.monitor_pid()?;
+        debug!(container = %c.id(), pid, monitor_pid, "container created");
+        let mut container = CreatedContainer::new(Some(pid));
+        container.warnings = launch.placed.warnings.clone();
+        Ok(ConmonCreated {
+            container,
+            monitor_pid,
+            extra_fds,
+            placement: launch.placed.description.clone(),
+        })
+    }
+
+    /// Kills conmon and its monitor, deletes the container from the runtime
+    /// (once the start byte may have let conmon create it) and removes the
+    /// launch's files.
+    async fn undo(&mut self) {
+        self.settled = true;
+        if let Some(launch) = self.launch.as_mut() {
+            launch.kill_all().await;
+        }
+        let undo = Undo::of(self);
+        undo.run().await;
+    }
+}
+
+/// The undo of a launch as owned data, so that it can also run from a
+/// background task when the launch's future was dropped.
+struct Undo {
+    cli: RuntimeCli,
+    delete_limit: std::time::Duration,
+    id: runtime_api::ContainerId,
+    started: bool,
+    files: ContainerLayout,
+    run_dir: Option<std::path::PathBuf>,
+}
+
+impl Undo {
+    fn of(launch: &Launch<'_>) -> Self {
+        Self {
+            cli: launch.rt.cli.clone(),
+            delete_limit: launch.rt.config.timeouts.delete,
+            id: launch.container.id().clone(),
+            started: launch.started,
+            files: launch.layout.clone(),
+            run_dir: launch
+                .created_run_dir
+                .then(|| launch.container.run_dir().to_path_buf()),
+        }
+    }
+
+    async fn run(self) {
+        if self.started {
+            if let Err(e) = self
+                .cli
+                .run(Subcommand::DeleteForce(&self.id), self.delete_limit)
+                .await
+            {
+                debug!(container = %self.id, error = %e, "delete after failed create");
+            }
+        }
+        if let Err(e) = self.files.remove_all() {
+            warn!(container = %self.id, error = %e, "removing files after failed create");
+        }
+        if let Some(dir) = self.run_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for Launch<'_> {
+    /// A create whose future was dropped: conmon is killed by its own drop
+    /// (it would otherwise treat the closed start pipe as "go"); the rest of
+    /// the undo runs in the background when a tokio runtime is there.
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let undo = Undo::of(self);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(undo.run());
+        } else {
+            warn!(container = %undo.id, "an abandoned create could not be undone: no runtime");
+        }
+    }
+}

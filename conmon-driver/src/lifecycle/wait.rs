@@ -1,0 +1,73 @@
+//! Waiting for a container's exit: conmon's exit file watched with inotify
+//! while conmon's pidfd says whether it can still come.
+
+use std::time::Duration;
+
+use runtime_api::{ContainerDescription, Result, RuntimeError};
+use state_probe::read_exit_file;
+use tracing::{info_span, Instrument};
+
+use crate::errors::from_probe;
+use crate::launch::process::monitor_pidfd;
+use crate::runtime::ConmonRuntime;
+
+impl ConmonRuntime {
+    /// Waits for conmon's exit file, giving up early when conmon itself is
+    /// gone without writing it.
+    pub(crate) async fn await_exit_file(
+        &self,
+        c: &ContainerDescription,
+        limit: Duration,
+    ) -> Result<i32> {
+        let files = self.layout(c);
+        let operation = format!("waiting for container {} to exit", c.id());
+        let monitor = monitor_pidfd(&files.conmon_pidfile, c.id().as_str());
+        let exit_file = state_probe::wait_for_exit_file(&files.exit_file, limit);
+        let record = match monitor {
+            Some(monitor) => {
+                tokio::select! {
+                    record = exit_file => record,
+                    gone = monitor.exited(limit) => match gone {
+                        // conmon writes the exit file before it exits.
+                        Ok(true) => match read_exit_file(&files.exit_file) {
+                            Ok(Some(record)) => Ok(record),
+                            Ok(None) => return Err(crate::LaunchError::new(
+                                crate::LaunchStage::SyncRecord,
+                                format!(
+                                    "conmon of container {} exited without writing an exit file",
+                                    c.id()
+                                ),
+                                String::new(),
+                            ).into_runtime_error(c.id().as_str())),
+                            Err(e) => Err(e),
+                        },
+                        Ok(false) => return Err(RuntimeError::Timeout { operation, limit }),
+                        Err(e) => Err(e),
+                    },
+                }
+            }
+            None => match read_exit_file(&files.exit_file) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => {
+                    return Err(RuntimeError::NoSuchContainer {
+                        id: c.id().to_string(),
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        };
+        record
+            .map(|r| r.code)
+            .map_err(|e| from_probe(&operation, e))
+    }
+
+    pub(crate) async fn wait_container(
+        &self,
+        c: &ContainerDescription,
+        timeout: Duration,
+    ) -> Result<i32> {
+        self.await_exit_file(c, timeout)
+            .instrument(info_span!("wait", container = %c.id()))
+            .await
+    }
+}
