@@ -61,9 +61,10 @@ async fn run(args: Args) -> Result<i32, RuntimeError> {
         .args(["sleep", "1000000"])
         .build()
         .map_err(|e| RuntimeError::InvalidArgument(format!("building the bundle: {e}")))?;
-    let mut config = ConmonConfig::new("runc", work.path().join("tmp"));
-    config.log_level = LogLevel::from_tracing();
-    config.syslog = false;
+    let config = ConmonConfig::builder("runc", work.path().join("tmp"))
+        .log_level(LogLevel::from_tracing())
+        .syslog(false)
+        .build()?;
     let runtime = ConmonRuntime::new(config)?;
     let id = ContainerId::new(format!("exec-demo-{}", std::process::id()))?;
     let container = ContainerDescription::builder(id, bundle.path(), work.path().join("run"))

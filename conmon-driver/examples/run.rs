@@ -415,44 +415,26 @@ fn bundle_wants_terminal(bundle: &Path) -> Result<bool, RuntimeError> {
 
 /// The driver's settings from the options.
 fn make_config(options: &Options, tmp_dir: PathBuf) -> Result<ConmonConfig, RuntimeError> {
-    let runtime = options.runtime.as_deref().unwrap_or("runc");
-    let mut config = if runtime.contains('/') {
-        let path = absolute(Path::new(runtime))?;
-        // The driver would fall back to `$PATH` for a missing path; a demo
-        // asked for a specific binary should say it is not there instead.
-        if !path.is_file() {
-            return Err(RuntimeError::InvalidArgument(format!(
-                "OCI runtime {} is not a file",
-                path.display()
-            )));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut config = ConmonConfig::new(name, tmp_dir);
-        config.runtime_paths = vec![path];
-        config
-    } else {
-        ConmonConfig::new(runtime, tmp_dir)
-    };
-    config.runtime_flags = options.runtime_flags.clone();
-    if config.runtime_name == "runsc" && config.runtime_flags.is_empty() {
+    let mut builder = ConmonConfig::builder(options.runtime.as_deref().unwrap_or("runc"), tmp_dir)
+        // conmon's own messages go to its stderr, which the driver
+        // reports; the host may have no syslog.
+        .syslog(false)
+        .log_level(LogLevel::from_tracing());
+    for flag in &options.runtime_flags {
+        builder = builder.runtime_flag(flag.clone());
+    }
+    if builder.runtime_short_name() == "runsc" && options.runtime_flags.is_empty() {
         // gVisor's default network stack needs a network namespace set up
         // by the engine; the demo has none.
-        config.runtime_flags.push("--network=none".into());
+        builder = builder.runtime_flag("--network=none");
     }
     if let Some(conmon) = &options.conmon {
-        config.conmon_path = Some(absolute(conmon)?);
+        builder = builder.conmon(absolute(conmon)?);
     }
     if let Some(limit) = options.create_timeout {
-        config.timeouts.create = limit;
+        builder = builder.create_timeout(limit);
     }
-    // conmon's own messages go to its stderr, which the driver reports; the
-    // host may have no syslog.
-    config.syslog = false;
-    config.log_level = LogLevel::from_tracing();
-    Ok(config)
+    Ok(builder.build()?)
 }
 
 async fn run(options: Options) -> Result<Outcome, DemoError> {

@@ -50,7 +50,10 @@ mod streams;
 pub use config::container::{
     CgroupsMode, ConmonDescription, ConmonDescriptionExt, ConmonOptions, ExitCommand, SdNotifyMode,
 };
-pub use config::{CgroupManager, ConmonConfig, LogLevel, SelinuxHost, SelinuxPolicy, Timeouts};
+pub use config::{
+    CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
+    SelinuxPolicy, Timeouts,
+};
 pub use exec::spec::{build_exec_process, write_process_spec};
 pub use exec::user::{resolve_exec_user, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};

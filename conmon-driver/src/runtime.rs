@@ -12,7 +12,6 @@ use crate::config::ConmonConfig;
 use crate::files::create_dir_with_mode;
 use crate::launch::process::monitor_pidfd;
 use crate::layout::ContainerLayout;
-use crate::resolve::{resolve_program, CONMON_CANDIDATES};
 use crate::runtime_cli::RuntimeCli;
 use crate::ConmonDescription;
 
@@ -42,6 +41,8 @@ pub struct RuntimeTraits {
 #[derive(Debug)]
 pub struct ConmonRuntime {
     pub(crate) config: ConmonConfig,
+    /// The runtime's file name (`runc`), whatever way it was named.
+    pub(crate) short_name: String,
     pub(crate) runtime_path: PathBuf,
     pub(crate) conmon_path: PathBuf,
     pub(crate) cli: RuntimeCli,
@@ -55,37 +56,9 @@ impl ConmonRuntime {
     /// are skipped) and conmon, and creates `exits/`, `socket/` and
     /// `persist/` under the tmp dir with mode 0750.
     pub fn new(config: ConmonConfig) -> Result<Self, RuntimeError> {
-        let path_var = config
-            .conmon_env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| std::ffi::OsString::from(v))
-            .or_else(|| std::env::var_os("PATH"));
-        let runtime_path = resolve_program(
-            "OCI runtime",
-            &config.runtime_name,
-            &config.runtime_paths,
-            path_var.as_deref(),
-        )?;
-        let conmon_path = match &config.conmon_path {
-            Some(path) => resolve_program(
-                "conmon",
-                &path.to_string_lossy(),
-                std::slice::from_ref(path),
-                None,
-            )?,
-            None => {
-                let candidates: Vec<PathBuf> =
-                    CONMON_CANDIDATES.iter().map(PathBuf::from).collect();
-                resolve_program("conmon", "conmon", &candidates, path_var.as_deref())?
-            }
-        };
-        if !config.tmp_dir.is_absolute() {
-            return Err(RuntimeError::InvalidArgument(format!(
-                "tmp dir {:?} must be absolute",
-                config.tmp_dir
-            )));
-        }
+        let resolved = config.resolve()?;
+        let (runtime_path, conmon_path, path_var) =
+            (resolved.runtime, resolved.conmon, resolved.path_var);
         for dir in [
             config.exits_dir(),
             config.socket_dir(),
@@ -105,7 +78,12 @@ impl ConmonRuntime {
             flags: config.runtime_flags.clone(),
             env,
         };
+        let short_name = Path::new(&config.runtime_name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Self {
+            short_name,
             config,
             runtime_path,
             conmon_path,
@@ -198,15 +176,7 @@ impl ConmonRuntime {
         &self.conmon_path
     }
 
-    fn base_name(&self) -> String {
-        Path::new(&self.config.runtime_name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-
     pub(crate) fn listed_in(&self, list: &[String]) -> bool {
-        let base = self.base_name();
-        list.contains(&base)
+        list.contains(&self.short_name)
     }
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use conmon_driver::{
     CgroupManager, CgroupsMode, ConmonArgv, ConmonConfig, ConmonDescriptionExt, ConmonEnv,
-    ExitCommand, LogLevel, SdNotifyMode,
+    ContainerLayout, ExecArgv, ExitCommand, LogLevel, SdNotifyMode,
 };
 use runtime_api::{
-    ContainerDescription, ContainerDescriptionBuilder, ContainerId, LogConfig, LogDriver,
-    RestoreOptions,
+    ContainerDescription, ContainerDescriptionBuilder, ContainerId, ExecSessionId, LogConfig,
+    LogDriver, RestoreOptions,
 };
 use sync_pipe::PipeNumbers;
 
@@ -582,4 +582,76 @@ fn rendered_log_tags_reach_both_log_drivers() {
     }
     let err = render_log_tag("{{.Nope}}", &data).unwrap_err();
     assert!(err.to_string().contains(".Nope"), "{err}");
+}
+
+fn exec_argv(terminal: bool, stdin: bool, timeout: Option<u64>, delay: Option<u64>) -> Vec<String> {
+    let config = config();
+    let c = container().build().unwrap();
+    let layout = ContainerLayout::new(&config, &c).session(&ExecSessionId::new("e1").unwrap());
+    ExecArgv {
+        config: &config,
+        runtime_path: Path::new("/usr/bin/runc"),
+        container: &c,
+        session: "e1",
+        layout: &layout,
+        json_errors: true,
+        terminal,
+        stdin,
+        timeout_secs: timeout,
+        exit_delay_secs: delay,
+    }
+    .build()
+    .into_iter()
+    .map(|a| a.into_string().unwrap())
+    .collect()
+}
+
+#[test]
+fn exec_sessions_point_every_path_into_their_directory() {
+    let head: &[&str] = &[
+        "--api-version",
+        "1",
+        "-c",
+        "c1",
+        "-u",
+        "e1",
+        "-r",
+        "/usr/bin/runc",
+        "-b",
+        "/b/exec-e1",
+        "-p",
+        "/b/exec-e1/exec_pid",
+        "-n",
+        "c1",
+        "--exit-dir",
+        "/b/exec-e1/exit",
+        "--full-attach",
+        "--socket-dir-path",
+        "/t/socket",
+        "--persist-dir",
+        "/b/exec-e1/persist",
+        "-l",
+        "none",
+        "--log-level",
+        "warning",
+        "--syslog",
+        "--runtime-arg",
+        "--log-format=json",
+        "--runtime-arg",
+        "--log",
+        "--runtime-arg=/b/exec-e1/oci-log",
+    ];
+    let tail: &[&str] = &[
+        "--conmon-pidfile",
+        "/b/exec-e1/conmon.pid",
+        "-e",
+        "--exec-attach",
+        "--exec-process-spec",
+        "/b/exec-e1/process.json",
+    ];
+    assert_eq!(exec_argv(false, false, None, None), expect(&[head, tail]));
+    assert_eq!(
+        exec_argv(true, true, Some(5), Some(2)),
+        expect(&[head, &["-t", "-i"], tail, &["-T", "5", "--exit-delay", "2"]])
+    );
 }

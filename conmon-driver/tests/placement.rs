@@ -509,3 +509,58 @@ async fn the_default_parent_is_used_and_removed_once_empty() {
         assert!(!parent.exists(), "{} left behind", parent.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_sessions_conmon_gets_the_same_launch_label_as_the_containers() {
+    if !need_runc() {
+        return;
+    }
+    // One attr file for both launches: the container's conmon writes it at
+    // create; emptied, it must be written again by the exec's conmon.
+    let attrs = tempfile::tempdir().unwrap();
+    let attr = attrs.path().join("exec-attr");
+    std::fs::write(&attr, b"").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("runc", dir.path());
+    config.selinux = SelinuxPolicy::FollowHost;
+    config.selinux_host = Some(SelinuxHost {
+        enabled: true,
+        current_label: Some("system_u:system_r:container_runtime_t:s0:c1,c2".into()),
+        exec_attr_path: attr.clone(),
+    });
+    let s = setup_with(config, dir);
+    let id = unique_id("exec-label");
+    let b = bundle(&["sleep", "60"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&attr).unwrap(),
+        "system_u:system_r:container_runtime_t:s0"
+    );
+    std::fs::write(&attr, b"").unwrap();
+    s.runtime.start(&c).await.unwrap();
+    let session = s
+        .runtime
+        .exec_detached(&c, &runtime_api::ExecConfig::new(["true"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.runtime
+            .exec_wait(&c, &session, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&attr).unwrap(),
+        "system_u:system_r:container_runtime_t:s0",
+        "the exec session's conmon was launched without the label"
+    );
+    s.runtime.stop(&c, Duration::ZERO, false).await.unwrap();
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}

@@ -293,3 +293,59 @@ async fn privileged_or_unmapped_containers_keep_the_drivers_mount_namespace() {
 
     assert_eq!(own_mounts(), mounts_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_sessions_conmon_gets_the_same_user_namespace_preparation() {
+    if !need_runc() {
+        return;
+    }
+    let ns_before = mnt_ns_of("self");
+    let s = setup("runc", &[]);
+    let id = unique_id("userns-exec");
+    let b = userns_bundle("trap 'exit 0' TERM; while :; do sleep 0.1; done");
+    let rootfs = b.rootfs();
+    let c = s.describe(&id, &b).mount_point(&rootfs).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    let session = s
+        .runtime
+        .exec_detached(&c, &runtime_api::ExecConfig::new(["sleep", "30"]))
+        .await
+        .unwrap();
+    let monitor = s
+        .runtime
+        .exec_monitor_pid(&c, &session.id)
+        .unwrap()
+        .expect("the exec's conmon wrote its pid")
+        .to_string();
+    // Like the container's conmon: a mount namespace of its own, without
+    // the host's /sys/kernel mounts.
+    assert_ne!(
+        mnt_ns_of(&monitor),
+        ns_before,
+        "exec conmon shares our mount namespace"
+    );
+    assert_eq!(
+        sys_kernel_mounts(&mountinfo_of(&monitor)),
+        Vec::<String>::new()
+    );
+    assert_eq!(mnt_ns_of("self"), ns_before);
+    s.runtime
+        .exec_stop(&c, &session, Duration::ZERO)
+        .await
+        .unwrap();
+    let _ = s
+        .runtime
+        .exec_wait(&c, &session, Duration::from_secs(30))
+        .await;
+    s.runtime
+        .stop(&c, Duration::from_secs(5), false)
+        .await
+        .unwrap();
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}

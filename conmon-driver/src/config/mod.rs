@@ -3,7 +3,12 @@
 //! exit files, sockets and persist directories live, and how long each
 //! operation may take. Everything is plain data with podman's defaults.
 
+mod builder;
 pub(crate) mod container;
+mod validate;
+
+pub use builder::ConmonConfigBuilder;
+pub use validate::ConfigError;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -116,6 +121,27 @@ pub struct Timeouts {
     pub placement: Duration,
 }
 
+impl Timeouts {
+    /// Every limit with its name, for validation and messages.
+    pub fn named(&self) -> [(&'static str, Duration); 13] {
+        [
+            ("create", self.create),
+            ("start", self.start),
+            ("state", self.state),
+            ("signal", self.signal),
+            ("delete", self.delete),
+            ("kill wait", self.kill_wait),
+            ("probe", self.probe),
+            ("checkpoint", self.checkpoint),
+            ("notify", self.notify),
+            ("attach", self.attach),
+            ("exec", self.exec),
+            ("exec completion", self.exec_completion),
+            ("placement", self.placement),
+        ]
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
@@ -149,7 +175,8 @@ impl Default for Timeouts {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ConmonConfig {
-    /// The runtime's name (`runc`); also what `$PATH` is searched for.
+    /// The runtime's name (`runc`), searched for on `$PATH`; a value with
+    /// a `/` is that file only, and its file name is the runtime's name.
     pub runtime_name: String,
     /// Candidate paths tried in order before `$PATH`; non-regular files are
     /// skipped.

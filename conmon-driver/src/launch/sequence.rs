@@ -302,7 +302,7 @@ impl<'a> ConmonLaunch<'a> {
     /// denied (126), not found (127) or a launch failure.
     fn runtime_failure(&self, conmon_message: Option<&str>, fallback: &str) -> RuntimeError {
         self.conmon.runtime_failure(
-            &self.rt.config.runtime_name,
+            &self.rt.short_name,
             self.runtime_command.clone(),
             &self.oci_log,
             conmon_message,

@@ -41,7 +41,7 @@ impl ConmonRuntime {
 #[async_trait]
 impl OciRuntime for ConmonRuntime {
     fn name(&self) -> &str {
-        &self.config.runtime_name
+        &self.short_name
     }
 
     async fn create(
