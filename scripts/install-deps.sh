@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and the demo need on Debian 12
 # (conmon, the OCI runtimes runc, runsc and crun, a static busybox for test
-# bundles, dbus, CA certificates). Only missing packages are installed, so a
+# bundles, dbus, CA certificates, and for the rootless tests newuidmap and
+# newgidmap, useradd and setpriv). Only missing packages are installed, so a
 # machine that has them all does no network access at all.
 #
 #   bash scripts/install-deps.sh
@@ -9,7 +10,7 @@
 # Runs apt-get as root, or through sudo when it is available.
 set -euo pipefail
 
-packages=(conmon runc runsc busybox-static crun dbus ca-certificates)
+packages=(conmon runc runsc busybox-static crun dbus ca-certificates uidmap passwd util-linux)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

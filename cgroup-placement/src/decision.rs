@@ -67,6 +67,17 @@ pub struct PlacementInputs {
     pub running_as_systemd_service: bool,
     /// Whether the engine runs rootless; selects the default systemd slice.
     pub rootless: bool,
+    /// Whether the host has the unified cgroup v2 hierarchy only (see
+    /// [`host_is_cgroup_v2`]). On cgroup v1 an
+    /// unprivileged user has no delegated cgroups to create conmon's in.
+    pub cgroup_v2: bool,
+}
+
+/// Whether the host mounts the unified cgroup v2 hierarchy at
+/// `/sys/fs/cgroup` (and so no v1 controllers): its root then holds
+/// `cgroup.controllers`.
+pub fn host_is_cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// Where conmon is to be placed.
@@ -102,6 +113,7 @@ pub enum Placement {
 ///     container_id: "abc".into(),
 ///     running_as_systemd_service: false,
 ///     rootless: false,
+///     cgroup_v2: false,
 /// };
 /// assert_eq!(
 ///     decide(&inputs),
@@ -136,6 +148,13 @@ pub fn decide(inputs: &PlacementInputs) -> Placement {
     // podman guards this with `RemoteURI() == ""`; a library driving conmon
     // is always the local engine, so only the service flag remains.
     if inputs.running_as_systemd_service {
+        return Placement::None;
+    }
+
+    // Rule 5 — podman's "cannot create cgroups rootless on cgroup v1":
+    // without delegation there is no cgroupfs directory an unprivileged
+    // user may create, so conmon stays where it was started.
+    if inputs.rootless && !inputs.cgroup_v2 && inputs.manager == CgroupManager::Cgroupfs {
         return Placement::None;
     }
 
@@ -244,6 +263,7 @@ mod tests {
             container_id: "abc".to_string(),
             running_as_systemd_service: service,
             rootless: false,
+            cgroup_v2: false,
         }
     }
 
@@ -303,6 +323,41 @@ mod tests {
             assert_eq!(
                 got, expected,
                 "manager={manager:?} mode={mode:?} no_cgroups={no_cgroups} service={service}"
+            );
+        }
+    }
+
+    #[test]
+    fn rootless_cgroupfs_places_conmon_only_with_cgroup_v2() {
+        let rootless = |manager, cgroup_v2| {
+            decide(&PlacementInputs {
+                manager,
+                no_cgroups: false,
+                mode: CgroupsMode::Enabled,
+                cgroup_parent: None,
+                container_id: "abc".into(),
+                running_as_systemd_service: false,
+                rootless: true,
+                cgroup_v2,
+            })
+        };
+        // cgroup v1: nothing an unprivileged user may create.
+        assert_eq!(rootless(CgroupManager::Cgroupfs, false), Placement::None);
+        // cgroup v2 with delegation: podman's rules as for root.
+        assert_eq!(
+            rootless(CgroupManager::Cgroupfs, true),
+            Placement::Cgroupfs {
+                path: "/libpod_parent/conmon".into()
+            }
+        );
+        // systemd: the user's scope in user.slice, over the session bus.
+        for cgroup_v2 in [false, true] {
+            assert_eq!(
+                rootless(CgroupManager::Systemd, cgroup_v2),
+                Placement::SystemdScope {
+                    unit: "libpod-conmon-abc.scope".into(),
+                    slice: "user.slice".into(),
+                }
             );
         }
     }
@@ -372,7 +427,8 @@ mod tests {
     fn cgroupfs_parent_rules() {
         let cases: [(Option<&str>, bool, &str); 7] = [
             (None, false, "/libpod_parent/conmon"),
-            // The cgroupfs default does not depend on rootless.
+            // The cgroupfs default does not depend on rootless (where a
+            // rootless engine may create cgroups at all: cgroup v2).
             (None, true, "/libpod_parent/conmon"),
             (Some(""), false, "/libpod_parent/conmon"),
             (Some("/my/parent"), false, "/my/parent/conmon"),
@@ -384,6 +440,7 @@ mod tests {
             let placement = decide(&PlacementInputs {
                 cgroup_parent: parent.map(str::to_string),
                 rootless,
+                cgroup_v2: true,
                 ..inputs(Cgroupfs, Enabled, false, false)
             });
             assert_eq!(

@@ -28,6 +28,7 @@
 //!     container_id: "0123abcd".to_string(),
 //!     running_as_systemd_service: std::env::var_os("INVOCATION_ID").is_some(),
 //!     rootless: false,
+//!     cgroup_v2: false,
 //! };
 //! // `None`: connect to the system bus (session bus when rootless).
 //! let outcome = place(&inputs, conmon_pid, None, Duration::from_secs(5)).await;
@@ -49,8 +50,9 @@ use tokio::time::Instant;
 
 pub use cgroupfs::{place_in_cgroupfs, remove_cgroupfs, CgroupHandle};
 pub use decision::{
-    conmon_unit_name, decide, scope_slice, CgroupManager, CgroupsMode, Placement, PlacementInputs,
-    CGROUPFS_DEFAULT_PARENT, SYSTEMD_DEFAULT_PARENT, SYSTEMD_DEFAULT_ROOTLESS_PARENT,
+    conmon_unit_name, decide, host_is_cgroup_v2, scope_slice, CgroupManager, CgroupsMode,
+    Placement, PlacementInputs, CGROUPFS_DEFAULT_PARENT, SYSTEMD_DEFAULT_PARENT,
+    SYSTEMD_DEFAULT_ROOTLESS_PARENT,
 };
 pub use error::PlacementError;
 pub use systemd::{connect_address, connect_bus, place_in_systemd_scope, scope_properties};

@@ -152,6 +152,7 @@ fn cgroupfs_inputs(parent: &str) -> cgroup_placement::PlacementInputs {
         container_id: "abc".to_string(),
         running_as_systemd_service: false,
         rootless: false,
+        cgroup_v2: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn systemd_inputs(id: &str) -> PlacementInputs {
         container_id: id.to_string(),
         running_as_systemd_service: false,
         rootless: false,
+        cgroup_v2: false,
     }
 }
 

@@ -89,7 +89,7 @@ use runtime_api::{
     AttachOptions, AttachOutcome, AttachReady, AttachStreams, ContainerDescription, ContainerId,
     CreateOptions, Framing, InputStream, LogDriver, OciRuntime, RuntimeError, TerminalSize,
 };
-use testkit::{BundleBuilder, TestkitError};
+use testkit::{BundleBuilder, RootlessMapping, TestkitError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -413,6 +413,11 @@ fn bundle_wants_terminal(bundle: &Path) -> Result<bool, RuntimeError> {
         .unwrap_or(false))
 }
 
+/// Whether the driver runs rootless (it decides from the effective uid).
+fn is_rootless() -> bool {
+    ConmonConfig::new("runc", "/").rootless_uid.is_some()
+}
+
 /// The driver's settings from the options.
 fn make_config(options: &Options, tmp_dir: PathBuf) -> Result<ConmonConfig, RuntimeError> {
     let mut builder = ConmonConfig::builder(options.runtime.as_deref().unwrap_or("runc"), tmp_dir)
@@ -461,11 +466,16 @@ async fn run(options: Options) -> Result<Outcome, DemoError> {
             (dir, terminal)
         }
         None => {
-            let bundle = BundleBuilder::new()
+            let mut builder = BundleBuilder::new()
                 .args(options.command.iter().cloned())
                 .terminal(options.tty)
-                .in_dir(&work_dir)
-                .build()?;
+                .in_dir(&work_dir);
+            if is_rootless() {
+                // Container root is the caller (and its subordinate ids
+                // when the host has them for it).
+                builder = builder.rootless(RootlessMapping::for_current_user());
+            }
+            let bundle = builder.build()?;
             let dir = bundle.path().to_path_buf();
             built_bundle = Some(bundle);
             (dir, options.tty)

@@ -50,6 +50,9 @@ mod streams;
 pub use config::container::{
     CgroupsMode, ConmonDescription, ConmonDescriptionExt, ConmonOptions, ExitCommand, SdNotifyMode,
 };
+pub use config::rootless::{
+    choose_runtime_dir, run_user_dir, RuntimeDir, RuntimeDirFacts, RuntimeDirSource,
+};
 pub use config::{
     CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
     SelinuxPolicy, Timeouts,

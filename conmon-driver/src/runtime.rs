@@ -59,6 +59,14 @@ impl ConmonRuntime {
         let resolved = config.resolve()?;
         let (runtime_path, conmon_path, path_var) =
             (resolved.runtime, resolved.conmon, resolved.path_var);
+        if let Some(dir) = &config.runtime_dir {
+            if let Some(warning) = &dir.warning {
+                tracing::warn!("{warning}");
+            }
+            if dir.source == crate::RuntimeDirSource::Fallback {
+                create_dir_with_mode(&dir.path, 0o700)?;
+            }
+        }
         for dir in [
             config.exits_dir(),
             config.socket_dir(),

@@ -28,50 +28,11 @@ use tokio::time::timeout;
 /// Limit for one HTTP exchange or stream read.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Builds the example once per test binary (`cargo test --test` does not
-/// build examples) and returns its path.
+/// Builds the example once per test binary and returns its path.
 fn example_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            // target/<profile>/deps/<this test> -> the profile this test was
-            // built with.
-            let exe = std::env::current_exe().unwrap();
-            let profile = exe
-                .parent()
-                .and_then(Path::parent)
-                .and_then(Path::file_name)
-                .and_then(|n| n.to_str())
-                .map(|n| if n == "debug" { "dev" } else { n })
-                .unwrap_or("dev")
-                .to_string();
-            let output = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--message-format=json-render-diagnostics",
-                    "--profile",
-                    &profile,
-                    "-p",
-                    "conmon-driver",
-                    "--example",
-                    "http_attach",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("running cargo build");
-            assert!(output.status.success(), "cargo build failed");
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .filter(|m| m["reason"] == "compiler-artifact")
-                .filter(|m| m["target"]["name"] == "http_attach")
-                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-                .expect("cargo reported no http_attach executable")
-        })
+        .get_or_init(|| common::example_binary("http_attach"))
         .clone()
 }
 

@@ -69,7 +69,172 @@ pub struct BundleBuilder {
     gid: u32,
     hostname: String,
     parent: Option<PathBuf>,
+    rootless: Option<RootlessMapping>,
     customize: Option<Customizer>,
+}
+
+/// How a rootless bundle maps the container's ids to the caller's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootlessMapping {
+    /// Container root is the caller's uid and gid; nothing else is mapped.
+    /// Needs no helper: an unprivileged process may write this mapping.
+    SingleId {
+        /// The caller's uid.
+        uid: u32,
+        /// The caller's gid.
+        gid: u32,
+    },
+    /// Container root is the caller; container ids 1.. are the caller's
+    /// subordinate range from `/etc/subuid` and `/etc/subgid`. The runtime
+    /// writes it through the setuid `newuidmap`/`newgidmap`.
+    SubordinateRange {
+        /// The caller's uid.
+        uid: u32,
+        /// The caller's gid.
+        gid: u32,
+        /// First subordinate uid and how many.
+        subuids: (u32, u32),
+        /// First subordinate gid and how many.
+        subgids: (u32, u32),
+    },
+}
+
+impl RootlessMapping {
+    /// The mapping for the calling user: a subordinate range when
+    /// `/etc/subuid` and `/etc/subgid` name the user and `newuidmap` and
+    /// `newgidmap` are installed, a single id otherwise.
+    pub fn for_current_user() -> Self {
+        let (uid, gid) = current_ids();
+        let name = user_name(uid);
+        let helpers = ["newuidmap", "newgidmap"]
+            .iter()
+            .all(|b| crate::find_binary(b).is_some());
+        let range = |file: &str, id: u32| -> Option<(u32, u32)> {
+            let text = fs::read_to_string(file).ok()?;
+            text.lines().find_map(|line| {
+                let mut parts = line.split(':');
+                let who = parts.next()?;
+                if Some(who) != name.as_deref() && who != id.to_string() {
+                    return None;
+                }
+                Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+            })
+        };
+        match (
+            helpers,
+            range("/etc/subuid", uid),
+            range("/etc/subgid", gid),
+        ) {
+            (true, Some(subuids), Some(subgids)) => Self::SubordinateRange {
+                uid,
+                gid,
+                subuids,
+                subgids,
+            },
+            _ => Self::SingleId { uid, gid },
+        }
+    }
+
+    /// The caller's uid and gid, which container root maps to.
+    pub fn ids(&self) -> (u32, u32) {
+        match self {
+            Self::SingleId { uid, gid } | Self::SubordinateRange { uid, gid, .. } => (*uid, *gid),
+        }
+    }
+}
+
+/// The calling process's real uid and gid.
+fn current_ids() -> (u32, u32) {
+    (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    )
+}
+
+/// The name of user `uid` in the host's `/etc/passwd`.
+fn user_name(uid: u32) -> Option<String> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.split(':');
+        let name = parts.next()?;
+        let _password = parts.next()?;
+        (parts.next()? == uid.to_string()).then(|| name.to_string())
+    })
+}
+
+/// Turns a root spec into what `runc spec --rootless` makes of it: a user
+/// namespace with `mapping`, no network namespace (an unprivileged user
+/// cannot configure one without a helper), `/sys` bind-mounted instead of
+/// a new sysfs, no `gid=` on devpts, and no cgroup resources or path.
+pub fn make_rootless(spec: &mut Spec, mapping: &RootlessMapping) -> Result<(), TestkitError> {
+    use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
+    let map = |container: u32, host: u32, size: u32| {
+        LinuxIdMappingBuilder::default()
+            .container_id(container)
+            .host_id(host)
+            .size(size)
+            .build()
+    };
+    let (uid_maps, gid_maps) = match mapping {
+        RootlessMapping::SingleId { uid, gid } => (vec![map(0, *uid, 1)?], vec![map(0, *gid, 1)?]),
+        RootlessMapping::SubordinateRange {
+            uid,
+            gid,
+            subuids,
+            subgids,
+        } => (
+            vec![map(0, *uid, 1)?, map(1, subuids.0, subuids.1)?],
+            vec![map(0, *gid, 1)?, map(1, subgids.0, subgids.1)?],
+        ),
+    };
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces: Vec<_> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ns| {
+            !matches!(
+                ns.typ(),
+                LinuxNamespaceType::Network | LinuxNamespaceType::User
+            )
+        })
+        .collect();
+    namespaces.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .build()?,
+    );
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(Some(uid_maps));
+    linux.set_gid_mappings(Some(gid_maps));
+    linux.set_resources(None);
+    linux.set_cgroups_path(None);
+    spec.set_linux(Some(linux));
+
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for mount in &mut mounts {
+        if mount.typ().as_deref() == Some("sysfs") {
+            mount.set_typ(Some("none".into()));
+            mount.set_source(Some(PathBuf::from("/sys")));
+            mount.set_options(Some(
+                ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect(),
+            ));
+        }
+        if let Some(options) = mount.options().clone() {
+            mount.set_options(Some(
+                options
+                    .into_iter()
+                    .filter(|o| !o.starts_with("gid="))
+                    .collect(),
+            ));
+        }
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
 }
 
 impl fmt::Debug for BundleBuilder {
@@ -82,6 +247,7 @@ impl fmt::Debug for BundleBuilder {
             .field("gid", &self.gid)
             .field("hostname", &self.hostname)
             .field("parent", &self.parent)
+            .field("rootless", &self.rootless)
             .field("customize", &self.customize.is_some())
             .finish()
     }
@@ -104,8 +270,15 @@ impl BundleBuilder {
             gid: 0,
             hostname: DEFAULT_HOSTNAME.to_string(),
             parent: None,
+            rootless: None,
             customize: None,
         }
+    }
+
+    /// A bundle an unprivileged user can run: see [`make_rootless`].
+    pub fn rootless(mut self, mapping: RootlessMapping) -> Self {
+        self.rootless = Some(mapping);
+        self
     }
 
     /// Sets the container process's argv (replacing the default `["sh"]`).
@@ -235,6 +408,9 @@ impl BundleBuilder {
         populate_rootfs(&bundle.rootfs(), &busybox, &self.hostname)?;
 
         let mut spec = self.generate_spec()?;
+        if let Some(mapping) = &self.rootless {
+            make_rootless(&mut spec, mapping)?;
+        }
         if let Some(customize) = self.customize.take() {
             customize(&mut spec);
         }

@@ -27,7 +27,7 @@ pub mod fakes;
 pub mod guard;
 pub mod mock;
 
-pub use bundle::{Bundle, BundleBuilder};
+pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
 pub use error::TestkitError;
 pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{

@@ -5,6 +5,7 @@
 
 mod builder;
 pub(crate) mod container;
+pub(crate) mod rootless;
 mod validate;
 
 pub use builder::ConmonConfigBuilder;
@@ -207,7 +208,11 @@ pub struct ConmonConfig {
     /// `HOME` for conmon, when set.
     pub home: Option<PathBuf>,
     /// The uid the caller runs as when rootless (`_CONTAINERS_ROOTLESS_UID`).
+    /// [`ConmonConfig::new`] sets it when the effective uid is not 0.
     pub rootless_uid: Option<u32>,
+    /// The rootless runtime directory [`ConmonConfig::new`] chose (also in
+    /// [`ConmonConfig::xdg_runtime_dir`]); `None` as root.
+    pub runtime_dir: Option<rootless::RuntimeDir>,
     /// The caller already set up its user namespace
     /// (`_CONTAINERS_USERNS_CONFIGURED`).
     pub userns_configured: bool,
@@ -228,6 +233,10 @@ pub struct ConmonConfig {
     /// only place the driver reads it; the placement decision itself reads
     /// no environment).
     pub invocation_id_set: bool,
+    /// Whether the host has the unified cgroup v2 hierarchy only;
+    /// [`ConmonConfig::new`] reads it from the host (the placement decision
+    /// itself reads nothing).
+    pub cgroup_v2: bool,
     /// The D-Bus address of the systemd manager used for conmon's scope
     /// (e.g. `unix:path=/run/my/bus`). `None`: the system bus, or the
     /// session bus when [`ConmonConfig::rootless_uid`] is set.
@@ -263,7 +272,7 @@ impl ConmonConfig {
     /// podman's defaults for runtime `runtime_name` with files under
     /// `tmp_dir`.
     pub fn new(runtime_name: impl Into<String>, tmp_dir: impl Into<PathBuf>) -> Self {
-        Self {
+        let config = Self {
             runtime_name: runtime_name.into(),
             runtime_paths: Vec::new(),
             conmon_path: None,
@@ -282,6 +291,7 @@ impl ConmonConfig {
             xdg_runtime_dir: Some(PathBuf::from("/run")),
             home: None,
             rootless_uid: None,
+            runtime_dir: None,
             userns_configured: false,
             runtimes_with_json_errors: strings(&[
                 "crun", "crun-vm", "runc", "kata", "runsc", "youki", "krun",
@@ -291,9 +301,40 @@ impl ConmonConfig {
             notify_socket: None,
             timeouts: Timeouts::default(),
             invocation_id_set: std::env::var_os("INVOCATION_ID").is_some(),
+            cgroup_v2: cgroup_placement::host_is_cgroup_v2(),
             systemd_bus_address: None,
             selinux: SelinuxPolicy::FollowHost,
             selinux_host: None,
+        };
+        match crate::launch::userns::effective_uid() {
+            0 => config,
+            uid => config.rootless_for(uid, rootless::RuntimeDirFacts::read(uid)),
         }
+    }
+
+    /// These settings for an unprivileged caller `uid` (podman's rootless
+    /// mode): conmon is told the uid, the runtime directory is chosen from
+    /// `facts` and given to every runtime and conmon call as
+    /// `XDG_RUNTIME_DIR`, and the runtime keeps its state in
+    /// `<runtime dir>/<runtime name>` (`--root`).
+    pub fn rootless_for(mut self, uid: u32, facts: rootless::RuntimeDirFacts) -> Self {
+        let dir = rootless::choose_runtime_dir(&facts);
+        let name = std::path::Path::new(&self.runtime_name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.runtime_flags
+            .push(format!("--root={}", dir.path.join(name).display()));
+        self.rootless_uid = Some(uid);
+        self.xdg_runtime_dir = Some(dir.path.clone());
+        self.runtime_dir = Some(dir);
+        self
+    }
+
+    /// Whether the runtime can use cgroups for containers: as root, or
+    /// rootless with cgroup v2 (delegation). Rootless on cgroup v1 it
+    /// cannot pause, update resources or take a cgroup parent.
+    pub fn cgroups_usable(&self) -> bool {
+        self.rootless_uid.is_none() || self.cgroup_v2
     }
 }

@@ -45,6 +45,7 @@ pub(crate) fn inputs(config: &ConmonConfig, c: &ContainerDescription) -> Placeme
         container_id: c.id().to_string(),
         running_as_systemd_service: config.invocation_id_set,
         rootless: config.rootless_uid.is_some(),
+        cgroup_v2: config.cgroup_v2,
     }
 }
 
@@ -212,6 +213,7 @@ mod tests {
                 container_id: "c1".into(),
                 running_as_systemd_service: true,
                 rootless: true,
+                cgroup_v2: false,
             }
         );
     }

@@ -219,7 +219,7 @@ pub(crate) fn prepare(
 
 /// `geteuid()`.
 #[allow(unsafe_code)]
-fn effective_uid() -> u32 {
+pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }

@@ -67,6 +67,14 @@ pub(crate) async fn create(
     restore: Option<&RestoreOptions>,
 ) -> Result<ConmonCreated, RuntimeError> {
     crate::config::container::validate(container)?;
+    if container.cgroup_parent().is_some() && !rt.config.cgroups_usable() {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "container {} names cgroup parent {:?}, but a rootless engine on cgroup v1 has no \
+             delegated cgroups to create it in",
+            container.id(),
+            container.cgroup_parent().unwrap_or_default()
+        )));
+    }
     let CreateOptions {
         preserved_fds,
         listen_fds,

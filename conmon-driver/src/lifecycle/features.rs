@@ -16,6 +16,10 @@ impl ConmonRuntime {
         if !self.supports_update().await {
             features.remove(Feature::UpdateResources);
         }
+        if !self.config.cgroups_usable() {
+            features.remove(Feature::Pause);
+            features.remove(Feature::UpdateResources);
+        }
         Ok(features)
     }
 

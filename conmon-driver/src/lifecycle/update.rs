@@ -13,7 +13,7 @@ impl ConmonRuntime {
         c: &ContainerDescription,
         resources: &LinuxResources,
     ) -> Result<()> {
-        if !self.supports_update().await {
+        if !self.config.cgroups_usable() || !self.supports_update().await {
             return Err(RuntimeError::unsupported(
                 Feature::UpdateResources,
                 "update_resources",

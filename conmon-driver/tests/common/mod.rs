@@ -224,3 +224,45 @@ impl tokio::io::AsyncRead for Chunks {
         }
     }
 }
+
+/// Builds example `name` (`cargo test --test` does not build examples)
+/// with the profile this test was built with, and returns its path.
+pub fn example_binary(name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // target/<profile>/deps/<this test> -> the profile this test was built
+    // with.
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .map(|n| if n == "debug" { "dev" } else { n })
+        .unwrap_or("dev")
+        .to_string();
+    let output = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+            "--profile",
+            &profile,
+            "-p",
+            "conmon-driver",
+            "--example",
+            name,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running cargo build");
+    assert!(output.status.success(), "cargo build failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no {name} executable"))
+}

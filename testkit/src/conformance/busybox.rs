@@ -15,6 +15,7 @@ use crate::BundleBuilder;
 /// Busybox bundles for a runtime that runs real containers.
 pub struct BusyboxTarget {
     runtime: Arc<dyn OciRuntime>,
+    rootless: Option<crate::RootlessMapping>,
     customize: Arc<
         dyn Fn(runtime_api::ContainerDescriptionBuilder) -> runtime_api::ContainerDescriptionBuilder
             + Send
@@ -27,8 +28,16 @@ impl BusyboxTarget {
     pub fn new(runtime: Arc<dyn OciRuntime>) -> Self {
         Self {
             runtime,
+            rootless: None,
             customize: Arc::new(|b| b),
         }
+    }
+
+    /// Builds rootless bundles with `mapping` (for a runtime driven by an
+    /// unprivileged user).
+    pub fn rootless(mut self, mapping: crate::RootlessMapping) -> Self {
+        self.rootless = Some(mapping);
+        self
     }
 
     /// Applies `f` to every description before it is built (a driver's own
@@ -82,12 +91,14 @@ impl Target for BusyboxTarget {
 
     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let bundle = BundleBuilder::new()
+        let mut builder = BundleBuilder::new()
             .in_dir(dir.path())
             .args(["sh", "-c", &shell_script(&spec.workload)])
-            .terminal(spec.terminal)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .terminal(spec.terminal);
+        if let Some(mapping) = &self.rootless {
+            builder = builder.rootless(mapping.clone());
+        }
+        let bundle = builder.build().map_err(|e| e.to_string())?;
         let builder = ContainerDescription::builder(id, bundle.path(), dir.path().join("run"))
             .terminal(spec.terminal)
             .stdin(spec.stdin)
