@@ -80,6 +80,24 @@ impl Env {
         Ok((c, bundle))
     }
 
+    /// Starts `c`, waits for its exit code and deletes it.
+    async fn run_to_exit(&self, c: &ContainerDescription) -> Result<i32, String> {
+        self.runtime
+            .start(c)
+            .await
+            .map_err(|e| format!("start: {e}"))?;
+        let code = self
+            .runtime
+            .wait(c, Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("wait: {e}"))?;
+        self.runtime
+            .delete(c)
+            .await
+            .map_err(|e| format!("delete: {e}"))?;
+        Ok(code)
+    }
+
     async fn finish(&self, c: &ContainerDescription) -> Result<(), String> {
         self.runtime
             .stop(c, Duration::ZERO, false)
@@ -116,6 +134,14 @@ impl tokio::io::AsyncWrite for Collector {
     ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
+}
+
+/// What `c` wrote to stdout, from its k8s-file log.
+fn stdout_of(c: &ContainerDescription) -> Result<Vec<u8>, String> {
+    let log = c.log().path.clone().unwrap_or_default();
+    conmon_driver::read_k8s_log(&log)
+        .map(|(stdout, _)| stdout)
+        .map_err(|e| format!("log: {e}"))
 }
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -158,21 +184,8 @@ async fn lifecycle(env: &Env) -> Result<String, String> {
     let (c, _b) = env
         .container("life", "id -u; exit 3", &env.mapping, false)
         .await?;
-    env.runtime
-        .start(&c)
-        .await
-        .map_err(|e| format!("start: {e}"))?;
-    let code = env
-        .runtime
-        .wait(&c, Duration::from_secs(30))
-        .await
-        .map_err(|e| format!("wait: {e}"))?;
-    env.runtime
-        .delete(&c)
-        .await
-        .map_err(|e| format!("delete: {e}"))?;
-    let (stdout, _) = conmon_driver::read_k8s_log(&c.log().path.clone().unwrap_or_default())
-        .map_err(|e| format!("log: {e}"))?;
+    let code = env.run_to_exit(&c).await?;
+    let stdout = stdout_of(&c)?;
     check(code == 3 && stdout == b"0\n", || {
         format!("exit {code}, output {:?}", String::from_utf8_lossy(&stdout))
     })?;
@@ -333,18 +346,7 @@ async fn pause(env: &Env) -> Result<String, String> {
 
 async fn nothing_left(env: &Env) -> Result<String, String> {
     let (c, _b) = env.container("left", "exit 0", &env.mapping, false).await?;
-    env.runtime
-        .start(&c)
-        .await
-        .map_err(|e| format!("start: {e}"))?;
-    env.runtime
-        .wait(&c, Duration::from_secs(30))
-        .await
-        .map_err(|e| format!("wait: {e}"))?;
-    env.runtime
-        .delete(&c)
-        .await
-        .map_err(|e| format!("delete: {e}"))?;
+    env.run_to_exit(&c).await?;
     let config = env.runtime.config();
     let runtime_dir = &config.runtime_dir.as_ref().ok_or("no runtime dir")?.path;
     let leftovers: Vec<String> = [
@@ -385,20 +387,8 @@ async fn subordinate_range(env: &Env) -> Result<String, String> {
     let (c, _b) = env
         .container("range", "cat /proc/self/uid_map; exit 0", &mapping, false)
         .await?;
-    env.runtime
-        .start(&c)
-        .await
-        .map_err(|e| format!("start: {e}"))?;
-    env.runtime
-        .wait(&c, Duration::from_secs(30))
-        .await
-        .map_err(|e| format!("wait: {e}"))?;
-    env.runtime
-        .delete(&c)
-        .await
-        .map_err(|e| format!("delete: {e}"))?;
-    let (stdout, _) = conmon_driver::read_k8s_log(&c.log().path.clone().unwrap_or_default())
-        .map_err(|e| format!("log: {e}"))?;
+    env.run_to_exit(&c).await?;
+    let stdout = stdout_of(&c)?;
     let text = String::from_utf8_lossy(&stdout);
     check(
         text.lines().count() == 2 && text.contains(&subuids.0.to_string()),

@@ -86,10 +86,7 @@ impl ConmonRuntime {
             flags: config.runtime_flags.clone(),
             env,
         };
-        let short_name = Path::new(&config.runtime_name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let short_name = config.runtime_short_name().to_string();
         Ok(Self {
             short_name,
             config,

@@ -193,10 +193,7 @@ impl ConmonConfigBuilder {
 
     /// The runtime's file name (`runc`), however it was named.
     pub fn runtime_short_name(&self) -> &str {
-        Path::new(&self.config.runtime_name)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
+        self.config.runtime_short_name()
     }
 
     /// Validates and returns the configuration (see [`ConfigError`]).

@@ -319,16 +319,22 @@ impl ConmonConfig {
     /// `<runtime dir>/<runtime name>` (`--root`).
     pub fn rootless_for(mut self, uid: u32, facts: rootless::RuntimeDirFacts) -> Self {
         let dir = rootless::choose_runtime_dir(&facts);
-        let name = std::path::Path::new(&self.runtime_name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let root = dir.path.join(self.runtime_short_name());
         self.runtime_flags
-            .push(format!("--root={}", dir.path.join(name).display()));
+            .push(format!("--root={}", root.display()));
         self.rootless_uid = Some(uid);
         self.xdg_runtime_dir = Some(dir.path.clone());
         self.runtime_dir = Some(dir);
         self
+    }
+
+    /// The runtime's file name (`runc`), however it was named (a name or a
+    /// path).
+    pub fn runtime_short_name(&self) -> &str {
+        std::path::Path::new(&self.runtime_name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
     }
 
     /// Whether the runtime can use cgroups for containers: as root, or

@@ -34,20 +34,6 @@ use crate::runtime::ConmonRuntime;
 use crate::streams::attach::{from_attach, prepare, pump};
 use crate::LaunchStage;
 
-/// Whether the container's user namespace maps exactly one gid (a
-/// rootless container without subordinate ids).
-fn single_gid_mapped(spec: &oci_spec::runtime::Spec) -> bool {
-    let Some(linux) = spec.linux() else {
-        return false;
-    };
-    match linux.gid_mappings() {
-        Some(maps) if !maps.is_empty() => {
-            maps.iter().map(|m| u64::from(m.size())).sum::<u64>() == 1
-        }
-        _ => false,
-    }
-}
-
 /// A fresh random session id (128 bits, hex).
 fn new_session_id() -> Result<ExecSessionId, RuntimeError> {
     let mut bytes = [0u8; 16];
@@ -185,14 +171,7 @@ impl ExecLaunch<'_> {
         } else {
             c.bundle().join(root)
         };
-        let mut process = build_exec_process(&spec, &rootfs, config)?;
-        if single_gid_mapped(&spec) {
-            // An unprivileged user namespace that maps one gid has
-            // setgroups denied: the runtime refuses any supplementary group.
-            let mut user = process.user().clone();
-            user.set_additional_gids(None);
-            process.set_user(user);
-        }
+        let process = build_exec_process(&spec, &rootfs, config)?;
         write_process_spec(&layout.process_spec, &process)?;
         // conmon exits without reporting the status when it cannot write
         // its exit files, so both directories must exist.

@@ -83,7 +83,10 @@ pub fn build_exec_process(
     let mut user = User::default();
     user.set_uid(exec_user.uid);
     user.set_gid(exec_user.gid);
-    user.set_additional_gids(Some(gids));
+    // A user namespace that maps one gid (rootless without subordinate
+    // ids) has setgroups denied: the runtime refuses any supplementary
+    // group, so none is asked for.
+    user.set_additional_gids((!single_gid_mapped(container)).then_some(gids));
     user.set_umask(container_user.umask());
     process.set_user(user);
 
@@ -103,6 +106,20 @@ pub fn build_exec_process(
     }
 
     Ok(process)
+}
+
+/// Whether the container's user namespace maps exactly one gid (a
+/// rootless container without subordinate ids).
+fn single_gid_mapped(spec: &oci_spec::runtime::Spec) -> bool {
+    let Some(linux) = spec.linux() else {
+        return false;
+    };
+    match linux.gid_mappings() {
+        Some(maps) if !maps.is_empty() => {
+            maps.iter().map(|m| u64::from(m.size())).sum::<u64>() == 1
+        }
+        _ => false,
+    }
 }
 
 /// Writes `process` as JSON to `path` (a session's
@@ -378,5 +395,39 @@ mod tests {
             .join(crate::PROCESS_SPEC_FILE);
         let err = write_process_spec(&missing, &process).unwrap_err();
         assert!(err.to_string().contains("missing/process.json"), "{err}");
+    }
+
+    #[test]
+    fn a_single_mapped_gid_gets_no_supplementary_groups() {
+        use oci_spec::runtime::{LinuxBuilder, LinuxIdMappingBuilder};
+        let root = rootfs();
+        let map = |size: u32| {
+            LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(1000u32)
+                .size(size)
+                .build()
+                .unwrap()
+        };
+        let config = ExecConfig::new(["id"]);
+        for (size, expect_groups) in [(1, false), (65536, true)] {
+            let mut spec = container_spec(&[PATH], 0, false);
+            spec.set_linux(Some(
+                LinuxBuilder::default()
+                    .gid_mappings(vec![map(size)])
+                    .build()
+                    .unwrap(),
+            ));
+            let process = build_exec_process(&spec, root.path(), &config).unwrap();
+            assert_eq!(
+                process.user().additional_gids().is_some(),
+                expect_groups,
+                "gid mapping of size {size}"
+            );
+        }
+        // No user namespace at all: groups as for root.
+        let process =
+            build_exec_process(&container_spec(&[PATH], 0, false), root.path(), &config).unwrap();
+        assert!(process.user().additional_gids().is_some());
     }
 }

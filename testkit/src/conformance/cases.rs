@@ -158,19 +158,36 @@ fn not_running(e: &RuntimeError) -> bool {
     matches!(e, RuntimeError::ContainerNotRunning { .. })
 }
 
-/// An `AsyncWrite` that collects what is written.
+/// An `AsyncWrite` that collects what is written and tells waiters each
+/// time it grows.
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<u8>>>);
+struct Collector(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
 
 impl Collector {
     fn bytes(&self) -> Vec<u8> {
         self.0
+             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
     fn sink(&self) -> runtime_api::OutputStream {
         Box::pin(self.clone())
+    }
+
+    /// Waits up to `limit` until the collected text contains `needle`.
+    async fn wait_for_text(&self, needle: &str, limit: Duration) -> bool {
+        let seen = async {
+            loop {
+                // Registered before the check, so a write in between wakes it.
+                let grew = self.0 .1.notified();
+                if String::from_utf8_lossy(&self.bytes()).contains(needle) {
+                    return;
+                }
+                grew.await;
+            }
+        };
+        tokio::time::timeout(limit, seen).await.is_ok()
     }
 }
 
@@ -181,9 +198,11 @@ impl tokio::io::AsyncWrite for Collector {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         self.0
+             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend_from_slice(buf);
+        self.0 .1.notify_waiters();
         std::task::Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(
@@ -973,19 +992,11 @@ async fn resize(ctx: &Context<'_>) -> Result<(), String> {
         .resize_terminal(&c, size)
         .await
         .map_err(|e| unexpected("resize_terminal", &e))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !String::from_utf8_lossy(&out.bytes()).contains("40 120") {
-        if Instant::now() > deadline {
-            session.abort();
-            return Err(format!(
-                "output {:?}",
-                String::from_utf8_lossy(&out.bytes())
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = out.wait_for_text("40 120", Duration::from_secs(30)).await;
     session.abort();
-    Ok(())
+    check(seen, || {
+        format!("output {:?}", String::from_utf8_lossy(&out.bytes()))
+    })
 }
 
 async fn exec_output(ctx: &Context<'_>) -> Result<(), String> {
