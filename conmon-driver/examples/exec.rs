@@ -18,7 +18,7 @@ use runtime_api::{
     AttachOptions, AttachStreams, ContainerDescription, ContainerId, CreateOptions, ExecConfig,
     LogDriver, OciRuntime, RuntimeError,
 };
-use testkit::BundleBuilder;
+use testkit::{BundleBuilder, RootlessMapping};
 
 struct Args {
     user: Option<String>,
@@ -57,14 +57,19 @@ fn parse_args() -> Result<Args, String> {
 
 async fn run(args: Args) -> Result<i32, RuntimeError> {
     let work = tempfile::tempdir().map_err(|e| RuntimeError::io("creating a temp dir", e))?;
-    let bundle = BundleBuilder::new()
-        .args(["sleep", "1000000"])
-        .build()
-        .map_err(|e| RuntimeError::InvalidArgument(format!("building the bundle: {e}")))?;
     let config = ConmonConfig::builder("runc", work.path().join("tmp"))
         .log_level(LogLevel::from_tracing())
         .syslog(false)
         .build()?;
+    let mut bundle = BundleBuilder::new().args(["sleep", "1000000"]);
+    if config.rootless_uid.is_some() {
+        // Container root is the caller (and its subordinate ids when the
+        // host has them for it).
+        bundle = bundle.rootless(RootlessMapping::for_current_user());
+    }
+    let bundle = bundle
+        .build()
+        .map_err(|e| RuntimeError::InvalidArgument(format!("building the bundle: {e}")))?;
     let runtime = ConmonRuntime::new(config)?;
     let id = ContainerId::new(format!("exec-demo-{}", std::process::id()))?;
     let container = ContainerDescription::builder(id, bundle.path(), work.path().join("run"))

@@ -25,7 +25,7 @@ use std::time::Duration;
 use conmon_driver::{ConmonConfig, ConmonRuntime, LogLevel, MonitorOptions, NamedFd};
 use runtime_api::{
     AttachOptions, AttachStreams, ContainerDescription, ContainerId, CreateOptions, ExecConfig,
-    LogDriver, OciRuntime, RuntimeError,
+    LogDriver, OciRuntime, RuntimeError, Signal,
 };
 use testkit::conformance::{run, BusyboxTarget, Options};
 use testkit::{BundleBuilder, RootlessMapping};
@@ -310,6 +310,33 @@ async fn stop(env: &Env) -> Result<String, String> {
     ))
 }
 
+/// `kill --all` needs the container's cgroup; without one (rootless on
+/// cgroup v1) the driver signals the init process instead.
+async fn kill_all(env: &Env) -> Result<String, String> {
+    let (c, _b) = env
+        .container("kill-all", "sleep 1000 & wait", &env.mapping, false)
+        .await?;
+    env.runtime
+        .start(&c)
+        .await
+        .map_err(|e| format!("start: {e}"))?;
+    env.runtime
+        .kill(&c, Signal::KILL, true)
+        .await
+        .map_err(|e| format!("kill --all: {e}"))?;
+    let code = env
+        .runtime
+        .wait(&c, Duration::from_secs(10))
+        .await
+        .map_err(|e| format!("wait: {e}"))?;
+    env.runtime
+        .delete(&c)
+        .await
+        .map_err(|e| format!("delete: {e}"))?;
+    check(code == 137, || format!("exit {code}"))?;
+    Ok("kill of every process ended the container with 137".into())
+}
+
 async fn pause(env: &Env) -> Result<String, String> {
     let (c, _b) = env
         .container(
@@ -363,6 +390,30 @@ async fn nothing_left(env: &Env) -> Result<String, String> {
         format!("left behind: {leftovers:?}")
     })?;
     Ok("no runtime state, exit file, persist dir or pidfile left".into())
+}
+
+/// Runs last: every scenario (the conformance suite included) must have
+/// removed what it made, so the runtime's state root, the exit files and
+/// the persist dirs are all empty.
+async fn all_removed(env: &Env) -> Result<String, String> {
+    let config = env.runtime.config();
+    let runtime_dir = &config.runtime_dir.as_ref().ok_or("no runtime dir")?.path;
+    let mut leftovers = Vec::new();
+    for dir in [
+        runtime_dir.join("runc"),
+        runtime_dir.join("runsc"),
+        config.exits_dir(),
+        config.persist_root(),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        leftovers.extend(entries.flatten().map(|e| e.path().display().to_string()));
+    }
+    check(leftovers.is_empty(), || {
+        format!("left behind: {leftovers:?}")
+    })?;
+    Ok("the runtime's state roots, exit files and persist dirs are empty".into())
 }
 
 async fn conformance(env: &Env) -> Result<String, String> {
@@ -507,6 +558,14 @@ async fn runsc(env: &Env) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    // The driver's warnings (fallbacks it took) go to stderr, which the
+    // rootless test prints.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -555,12 +614,14 @@ async fn async_main() -> ExitCode {
         ("attach", Box::pin(attach(&env))),
         ("exec", Box::pin(exec(&env))),
         ("stop", Box::pin(stop(&env))),
+        ("kill-all", Box::pin(kill_all(&env))),
         ("pause", Box::pin(pause(&env))),
         ("nothing-left", Box::pin(nothing_left(&env))),
         ("conformance", Box::pin(conformance(&env))),
         ("subordinate-range", Box::pin(subordinate_range(&env))),
         ("helper-sync-pipe", Box::pin(helper_sync_pipe(&env))),
         ("runsc", Box::pin(runsc(&env))),
+        ("all-removed", Box::pin(all_removed(&env))),
     ];
     let mut failed = 0;
     for (name, scenario) in scenarios {

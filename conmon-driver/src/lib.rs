@@ -57,7 +57,7 @@ pub use config::{
     CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
     SelinuxPolicy, Timeouts,
 };
-pub use exec::spec::{build_exec_process, write_process_spec};
+pub use exec::spec::{build_exec_process, build_exec_process_as, write_process_spec, ExecCaller};
 pub use exec::user::{resolve_exec_user, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};
 pub use launch::env::ConmonEnv;

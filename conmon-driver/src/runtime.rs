@@ -48,6 +48,7 @@ pub struct ConmonRuntime {
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
+    pub(crate) exec_terminal_support: OnceCell<bool>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
 }
 
@@ -95,6 +96,7 @@ impl ConmonRuntime {
             cli,
             checkpoint_support: OnceCell::new(),
             update_support: OnceCell::new(),
+            exec_terminal_support: OnceCell::new(),
             exec_sessions: Default::default(),
         })
     }

@@ -55,6 +55,9 @@ pub enum Subcommand<'a> {
     /// `update --help` (the resource update support probe: runsc has no
     /// `update` subcommand)
     UpdateHelp,
+    /// `exec --help` (whether `exec` takes `--tty`: runsc's does not, so
+    /// conmon's terminal exec cannot work there)
+    ExecHelp,
     /// `--version`
     Version,
 }
@@ -116,6 +119,7 @@ impl Subcommand<'_> {
             ],
             Self::CheckpointHelp => v(&["checkpoint", "--help"]),
             Self::UpdateHelp => v(&["update", "--help"]),
+            Self::ExecHelp => v(&["exec", "--help"]),
             Self::Version => v(&["--version"]),
         }
     }
@@ -250,6 +254,10 @@ mod tests {
             (
                 Subcommand::UpdateHelp,
                 &["--network=none", "--root=/r", "update", "--help"],
+            ),
+            (
+                Subcommand::ExecHelp,
+                &["--network=none", "--root=/r", "exec", "--help"],
             ),
             (Subcommand::Version, &["--version"]),
         ];

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -47,12 +48,19 @@ fn ensure_user() -> (u32, u32) {
     (id("-u").unwrap(), id("-g").unwrap())
 }
 
-/// Runs `program args` as the user with a clean environment; its output.
+/// Runs `program args` as the user with a clean environment and no
+/// stdin; its output.
 fn as_user(program: &Path, args: &[&str]) -> Output {
+    as_user_with_stdin(program, args, None)
+}
+
+/// Runs `program args` as the user with a clean environment, feeding
+/// `stdin` (none: `/dev/null`); its output.
+fn as_user_with_stdin(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let (uid, gid) = ensure_user();
     // The binaries live under the build directory: the user must be able
     // to reach them (a fresh clone under /tmp or /work is world-readable).
-    Command::new("setpriv")
+    let mut child = Command::new("setpriv")
         .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={gid}"))
         .arg("--init-groups")
@@ -63,9 +71,19 @@ fn as_user(program: &Path, args: &[&str]) -> Output {
         .arg(program)
         .args(args)
         .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running setpriv")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running setpriv");
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(bytes).expect("writing the demo's stdin");
+    }
+    child.wait_with_output().expect("waiting for setpriv")
 }
 
 #[test]
@@ -85,12 +103,14 @@ fn every_rootless_scenario_passes_as_an_unprivileged_user() {
         "attach",
         "exec",
         "stop",
+        "kill-all",
         "pause",
         "nothing-left",
         "conformance",
         "subordinate-range",
         "helper-sync-pipe",
         "runsc",
+        "all-removed",
     ] {
         assert!(
             stdout.contains(&format!("rootless {scenario}: ok")),
@@ -120,4 +140,66 @@ fn the_demo_runs_a_container_as_an_unprivileged_user() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout, "0\n", "uid inside the container");
+}
+
+#[test]
+fn the_demo_forwards_stdin_as_an_unprivileged_user() {
+    if !need_rootless_host() {
+        return;
+    }
+    let demo = example_binary("run");
+    let out = as_user_with_stdin(&demo, &["-i", "cat"], Some(b"through stdin\n"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+}
+
+#[test]
+fn the_demo_gives_a_terminal_as_an_unprivileged_user() {
+    if !need_rootless_host() {
+        return;
+    }
+    let demo = example_binary("run");
+    let out = as_user_with_stdin(
+        &demo,
+        &[
+            "-t",
+            "-i",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && read line && echo \"tty:$line\"; exit 4",
+        ],
+        Some(b"typed\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout {stdout}, stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The terminal echoes the typed line and ends lines with CR LF.
+    assert!(stdout.contains("tty:typed\r\n"), "{stdout:?}");
+}
+
+#[test]
+fn the_exec_demo_runs_a_command_in_a_container_as_an_unprivileged_user() {
+    if !need_rootless_host() {
+        return;
+    }
+    let exec = example_binary("exec");
+    let out = as_user(&exec, &["sh", "-c", "id -u; exit 6"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "stdout {stdout}, stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("0\n"), "uid inside: {stdout:?}");
 }

@@ -1,71 +1,174 @@
-//! The conformance suite against the in-memory mock: with every feature,
-//! and with none (each capability case skipped with its reason, never
-//! passed).
+//! The conformance suite against the in-memory mock: with every feature it
+//! passes every case; with no optional feature every capability case is
+//! skipped with its reason (none passes silently) and the core still
+//! passes; and the suite catches a runtime whose features() disagrees with
+//! what it does, in both directions.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use runtime_api::FeatureSet;
-use testkit::conformance::{run, MockTarget, Options, Outcome};
-use testkit::mock::MockRuntime;
+use async_trait::async_trait;
+use runtime_api::{
+    ContainerDescription, ContainerState, CreateOptions, CreatedContainer, Feature, FeatureSet,
+    OciRuntime, Result, RuntimeError, Signal,
+};
+use testkit::conformance::{cases, run, MockTarget, Options, Outcome, Report};
+use testkit::mock::{MockRuntime, Operation};
+
+async fn run_mock(mock: MockRuntime, options: &Options) -> Report {
+    let report = run(&MockTarget::new(Arc::new(mock)), options).await;
+    println!("{report}");
+    report
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mock_with_every_feature_passes_the_whole_suite() {
-    let report = run(
-        &MockTarget::new(Arc::new(MockRuntime::new())),
+async fn the_mock_with_every_feature_passes_every_case() {
+    let report = run_mock(MockRuntime::new(), &Options::default()).await;
+    report.assert_all_passed();
+    let (passed, skipped, failed) = report.counts();
+    assert_eq!((passed, skipped, failed), (cases().len(), 0, 0));
+    assert!(passed >= 30, "only {passed} cases");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_without_optional_features_skips_each_capability_case_with_its_reason() {
+    let report = run_mock(
+        MockRuntime::with_features(FeatureSet::empty()),
         &Options::default(),
     )
     .await;
-    println!("{report}");
     report.assert_all_passed();
-    let (passed, skipped, _) = report.counts();
-    assert!(passed >= 30, "only {passed} cases ran");
-    assert_eq!(skipped, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mock_without_optional_features_skips_each_capability_by_name() {
-    let mock = MockRuntime::with_features(FeatureSet::empty());
-    let report = run(&MockTarget::new(Arc::new(mock)), &Options::default()).await;
-    println!("{report}");
-    report.assert_all_passed();
-    let capability_rows: Vec<_> = report
-        .rows
-        .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Passed))
-        .collect();
-    assert!(capability_rows.len() >= 10, "{report}");
-    for row in capability_rows {
-        match &row.outcome {
-            Outcome::Skipped(reason) => {
-                assert!(
-                    reason.contains("answers Unsupported"),
-                    "{}: {reason}",
+    let mut skipped = 0;
+    for row in &report.rows {
+        match (row.feature, &row.outcome) {
+            (None, Outcome::Passed) => {}
+            (Some(feature), Outcome::Skipped(reason)) => {
+                skipped += 1;
+                assert_eq!(
+                    reason,
+                    &format!("runtime does not offer {feature}; it answers Unsupported"),
+                    "{}",
                     row.name
-                )
+                );
             }
-            other => panic!("{}: {other:?}", row.name),
+            (feature, outcome) => panic!("{} ({feature:?}): {outcome:?}", row.name),
         }
     }
+    assert!(skipped >= 15, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mock_that_advertises_a_feature_it_lacks_fails_the_suite() {
-    // Pause advertised, but every pause call fails with Unsupported.
+async fn an_advertised_feature_answering_unsupported_fails_its_cases() {
     let mock = MockRuntime::new();
-    for n in 1..=4 {
-        mock.fail_call(testkit::mock::Operation::Pause, n, || {
-            runtime_api::RuntimeError::unsupported(runtime_api::Feature::Pause, "pause")
+    for n in 1..=8 {
+        mock.fail_call(Operation::Pause, n, || {
+            RuntimeError::unsupported(Feature::Pause, "pause")
         });
     }
-    let options = Options {
-        filter: Some("pause".into()),
-        ..Options::default()
-    };
-    let report = run(&MockTarget::new(Arc::new(mock)), &options).await;
+    let report = run_mock(mock, &Options::default().with_filter("pause")).await;
     let failures = report.failures();
-    assert_eq!(failures.len(), 1, "{report}");
+    assert_eq!(failures.len(), 2, "{report}");
+    for row in failures {
+        assert!(
+            matches!(&row.outcome, Outcome::Failed(m) if m.contains("although the runtime advertises pause")),
+            "{report}"
+        );
+    }
+}
+
+/// The mock with every feature, claiming to offer none: its pause works
+/// although features() leaves it out.
+struct HidesPause(MockRuntime);
+
+#[async_trait]
+impl OciRuntime for HidesPause {
+    fn name(&self) -> &str {
+        "hides-pause"
+    }
+    async fn create(&self, c: &ContainerDescription, o: CreateOptions) -> Result<CreatedContainer> {
+        self.0.create(c, o).await
+    }
+    async fn start(&self, c: &ContainerDescription) -> Result<()> {
+        self.0.start(c).await
+    }
+    async fn status(&self, c: &ContainerDescription) -> Result<ContainerState> {
+        self.0.status(c).await
+    }
+    async fn kill(&self, c: &ContainerDescription, signal: Signal, all: bool) -> Result<()> {
+        self.0.kill(c, signal, all).await
+    }
+    async fn wait(&self, c: &ContainerDescription, timeout: Duration) -> Result<i32> {
+        self.0.wait(c, timeout).await
+    }
+    async fn delete(&self, c: &ContainerDescription) -> Result<()> {
+        self.0.delete(c).await
+    }
+    async fn pause(&self, c: &ContainerDescription) -> Result<()> {
+        self.0.pause(c).await
+    }
+}
+
+#[tokio::test]
+async fn an_unadvertised_feature_answering_anything_but_unsupported_fails() {
+    let target = testkit::conformance::MockTarget::new(Arc::new(MockRuntime::new()));
+    // Any target works for the probe: it never creates a container.
+    struct Hiding(testkit::conformance::MockTarget, Arc<HidesPause>);
+    #[async_trait]
+    impl testkit::conformance::Target for Hiding {
+        fn runtime(&self) -> Arc<dyn OciRuntime> {
+            self.1.clone()
+        }
+        async fn prepare(
+            &self,
+            id: runtime_api::ContainerId,
+            spec: &testkit::conformance::ContainerSpec,
+        ) -> std::result::Result<testkit::conformance::Prepared, String> {
+            self.0.prepare(id, spec).await
+        }
+        fn exec_config(&self, w: &testkit::conformance::Workload) -> runtime_api::ExecConfig {
+            self.0.exec_config(w)
+        }
+    }
+    let hiding = Hiding(target, Arc::new(HidesPause(MockRuntime::new())));
+    let report = run(&hiding, &Options::default().with_filter("pause")).await;
+    println!("{report}");
+    assert_eq!(report.failures().len(), 2, "{report}");
+    for row in report.failures() {
+        assert!(
+            matches!(&row.outcome, Outcome::Failed(m) if m.contains("pause is not advertised, but pause answered")),
+            "{report}"
+        );
+    }
+    let consistency = run(&hiding, &Options::default().with_filter("features()")).await;
+    assert_eq!(consistency.failures().len(), 1, "{consistency}");
+}
+
+#[tokio::test]
+async fn listing_runs_nothing_and_names_every_selected_case() {
+    let mock = Arc::new(MockRuntime::new());
+    let target = MockTarget::new(Arc::clone(&mock));
+    let listed = run(&target, &Options::default().list_only()).await;
+    assert_eq!(listed.rows.len(), cases().len());
+    assert!(listed
+        .rows
+        .iter()
+        .all(|r| r.outcome == Outcome::Skipped("listed, not run".into())));
+    assert!(mock.calls().is_empty(), "{:?}", mock.calls());
+
+    let core = run(&target, &Options::default().core_only().list_only()).await;
+    assert!(core.rows.iter().all(|r| r.feature.is_none()));
+    assert_eq!(
+        core.rows.len(),
+        cases().iter().filter(|c| c.feature.is_none()).count()
+    );
+    let text = core.to_string();
+    assert!(text.contains(" 1/"), "{text}");
     assert!(
-        matches!(&failures[0].outcome, Outcome::Failed(m) if m.contains("advertised")),
-        "{report}"
+        text.ends_with(&format!(
+            "conformance: {} cases, 0 passed, {} skipped, 0 failed",
+            core.rows.len(),
+            core.rows.len()
+        )),
+        "{text}"
     );
 }

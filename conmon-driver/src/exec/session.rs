@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 
 use crate::errors::from_probe;
 use crate::exec::registry::{ExecRegistry, SessionState};
-use crate::exec::spec::{build_exec_process, write_process_spec};
+use crate::exec::spec::{build_exec_process_as, write_process_spec, ExecCaller};
 use crate::files::create_dir_with_mode;
 use crate::launch::argv::ExecArgv;
 use crate::launch::env::ConmonEnv;
@@ -75,6 +75,9 @@ async fn launch(
     attach: bool,
 ) -> Result<Launched, RuntimeError> {
     config.validate()?;
+    if config.terminal {
+        rt.require_exec_terminal("exec with a terminal").await?;
+    }
     require_running(rt, c).await?;
     let id = new_session_id()?;
     let container = ContainerLayout::new(&rt.config, c);
@@ -171,7 +174,12 @@ impl ExecLaunch<'_> {
         } else {
             c.bundle().join(root)
         };
-        let process = build_exec_process(&spec, &rootfs, config)?;
+        let caller = if rt.config.rootless_uid.is_some() {
+            ExecCaller::Rootless
+        } else {
+            ExecCaller::Root
+        };
+        let process = build_exec_process_as(&spec, &rootfs, config, caller)?;
         write_process_spec(&layout.process_spec, &process)?;
         // conmon exits without reporting the status when it cannot write
         // its exit files, so both directories must exist.
@@ -571,6 +579,7 @@ pub(crate) async fn exec_resize(
     session: &ExecSession,
     size: runtime_api::TerminalSize,
 ) -> Result<(), RuntimeError> {
+    rt.require_exec_terminal("exec_resize_terminal").await?;
     let files = ContainerLayout::new(&rt.config, c).session(&session.id);
     let size = attach::TerminalSize::new(size.rows, size.cols).map_err(|e| from_attach(c, e))?;
     attach::resize(&files.ctl, size, rt.config.timeouts.attach)

@@ -38,10 +38,48 @@ use crate::exec::user::resolve_exec_user;
 /// `process`, or the user or group cannot be resolved (all
 /// [`RuntimeError::InvalidArgument`]), or a passwd/group file cannot be read
 /// ([`RuntimeError::Io`]).
+///
+/// This is the process for a runtime run by root; see
+/// [`build_exec_process_as`] for a rootless caller.
 pub fn build_exec_process(
     container: &Spec,
     rootfs: &Path,
     config: &ExecConfig,
+) -> Result<Process, RuntimeError> {
+    build_exec_process_as(container, rootfs, config, ExecCaller::Root)
+}
+
+/// Who runs the runtime for an exec: it decides whether supplementary
+/// groups can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecCaller {
+    /// The runtime runs as root.
+    Root,
+    /// The runtime runs as an unprivileged user. runc then refuses every
+    /// supplementary group ("cannot set any additional groups in a
+    /// rootless container"), whatever the user namespace maps; crun would
+    /// accept them with subordinate ids, but one process that works with
+    /// both asks for none.
+    Rootless,
+}
+
+/// [`build_exec_process`] for a runtime run by `caller`.
+///
+/// ```
+/// # use conmon_driver::{build_exec_process_as, ExecCaller};
+/// # use runtime_api::ExecConfig;
+/// let spec = oci_spec::runtime::Spec::default();
+/// let rootfs = tempfile::tempdir().unwrap();
+/// let process =
+///     build_exec_process_as(&spec, rootfs.path(), &ExecConfig::new(["id"]), ExecCaller::Rootless)
+///         .unwrap();
+/// assert!(process.user().additional_gids().is_none());
+/// ```
+pub fn build_exec_process_as(
+    container: &Spec,
+    rootfs: &Path,
+    config: &ExecConfig,
+    caller: ExecCaller,
 ) -> Result<Process, RuntimeError> {
     config.validate()?;
     let mut process = container.process().clone().ok_or_else(|| {
@@ -84,9 +122,10 @@ pub fn build_exec_process(
     user.set_uid(exec_user.uid);
     user.set_gid(exec_user.gid);
     // A user namespace that maps one gid (rootless without subordinate
-    // ids) has setgroups denied: the runtime refuses any supplementary
-    // group, so none is asked for.
-    user.set_additional_gids((!single_gid_mapped(container)).then_some(gids));
+    // ids) has setgroups denied, and runc refuses supplementary groups to
+    // any rootless caller: none is asked for then.
+    let groups_allowed = caller == ExecCaller::Root && !single_gid_mapped(container);
+    user.set_additional_gids(groups_allowed.then_some(gids));
     user.set_umask(container_user.umask());
     process.set_user(user);
 
@@ -395,6 +434,19 @@ mod tests {
             .join(crate::PROCESS_SPEC_FILE);
         let err = write_process_spec(&missing, &process).unwrap_err();
         assert!(err.to_string().contains("missing/process.json"), "{err}");
+    }
+
+    #[test]
+    fn a_rootless_caller_asks_for_no_supplementary_groups() {
+        let root = rootfs();
+        let spec = container_spec(&[PATH], 0, false);
+        let config = ExecConfig::new(["id"]);
+        let as_root = build_exec_process_as(&spec, root.path(), &config, ExecCaller::Root).unwrap();
+        assert!(as_root.user().additional_gids().is_some());
+        let rootless =
+            build_exec_process_as(&spec, root.path(), &config, ExecCaller::Rootless).unwrap();
+        assert_eq!(rootless.user().additional_gids(), &None);
+        assert_eq!(rootless.user().uid(), as_root.user().uid());
     }
 
     #[test]

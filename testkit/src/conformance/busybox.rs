@@ -115,6 +115,7 @@ impl Target for BusyboxTarget {
     fn exec_config(&self, workload: &Workload) -> ExecConfig {
         let mut config = ExecConfig::new(["sh", "-c", &shell_script(workload)]);
         config.stdin = matches!(workload, Workload::Cat);
+        config.terminal = matches!(workload, Workload::ReportSize { .. });
         config
     }
 }

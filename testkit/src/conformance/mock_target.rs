@@ -1,58 +1,62 @@
-//! [`MockTarget`]: the suite's workloads as scripted processes of a
-//! [`MockRuntime`], so the whole suite runs without root or binaries.
+//! [`MockTarget`]: the suite's workloads as scripted programs of a
+//! [`MockRuntime`], so that the whole suite runs without root or binaries.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use runtime_api::{ContainerDescription, ContainerId, ExecConfig, LogDriver, OciRuntime};
 
 use super::target::{ContainerSpec, Prepared, Target, Workload};
-use crate::mock::{write_bundle, MockProcess, MockRuntime, TermReaction};
+use crate::mock::{write_bundle, MockProcess, MockRuntime, SignalReaction};
 
-/// A [`MockRuntime`] under test.
+/// A [`MockRuntime`] under test: each workload becomes a program
+/// registered on it, and each container a minimal bundle in a temporary
+/// directory.
 pub struct MockTarget {
     mock: Arc<MockRuntime>,
+    programs: AtomicU64,
 }
 
 impl MockTarget {
     /// Tests `mock`; its program table gets one program per workload.
     pub fn new(mock: Arc<MockRuntime>) -> Self {
-        Self { mock }
+        Self {
+            mock,
+            programs: AtomicU64::new(0),
+        }
     }
 
-    fn program(&self, workload: &Workload) -> String {
-        let (name, process) = match workload {
-            Workload::Exit(code) => (format!("exit-{code}"), MockProcess::new().exit_code(*code)),
+    /// The script of `workload`.
+    pub fn script(workload: &Workload) -> MockProcess {
+        match workload {
+            Workload::Exit(code) => MockProcess::new().exit_code(*code),
             Workload::Print {
                 stdout,
                 stderr,
                 code,
-            } => (
-                format!("print-{}", self.mock.calls().len()),
-                MockProcess::new()
-                    .stdout(stdout.as_bytes())
-                    .stderr(stderr.as_bytes())
-                    .exit_code(*code),
-            ),
-            Workload::UntilSignalled => (
-                "until-signalled".into(),
-                MockProcess::new()
-                    .until_signalled()
-                    .on_term(TermReaction::Exit(143)),
-            ),
-            Workload::IgnoreTerm => (
-                "ignore-term".into(),
-                MockProcess::new()
-                    .until_signalled()
-                    .on_term(TermReaction::Ignore),
-            ),
-            Workload::Cat => ("cat".into(), MockProcess::new().echo_stdin()),
-            Workload::ReportSize { .. } => (
-                "report-size".into(),
-                MockProcess::new().until_signalled().report_resize(),
-            ),
-        };
-        self.mock.define_program(name.clone(), process);
+            } => MockProcess::new()
+                .stdout(stdout.as_bytes())
+                .stderr(stderr.as_bytes())
+                .exit_code(*code),
+            Workload::UntilSignalled => MockProcess::new()
+                .until_signalled()
+                .on_term(SignalReaction::Exit(143)),
+            Workload::IgnoreTerm => MockProcess::new()
+                .until_signalled()
+                .on_term(SignalReaction::Ignore),
+            Workload::Cat => MockProcess::new().echo_stdin(),
+            Workload::ReportSize { .. } => MockProcess::new().until_signalled().report_resize(),
+        }
+    }
+
+    /// Registers `workload` under a fresh name: parallel cases never
+    /// share (and so never replace) each other's programs.
+    fn program(&self, workload: &Workload) -> String {
+        let n = self.programs.fetch_add(1, Ordering::Relaxed);
+        let name = format!("workload-{n}");
+        self.mock
+            .define_program(name.clone(), Self::script(workload));
         name
     }
 }
@@ -82,6 +86,7 @@ impl Target for MockTarget {
     fn exec_config(&self, workload: &Workload) -> ExecConfig {
         let mut config = ExecConfig::new([self.program(workload)]);
         config.stdin = matches!(workload, Workload::Cat);
+        config.terminal = matches!(workload, Workload::ReportSize { .. });
         config
     }
 }

@@ -26,12 +26,15 @@
 
 mod busybox;
 mod cases;
+mod context;
+mod feature_cases;
 mod mock_target;
 mod report;
 mod target;
 
 pub use busybox::{shell_script, BusyboxTarget};
-pub use cases::{cases, Case, Context};
+pub use cases::{cases, Case, CaseFn};
+pub use context::Context;
 pub use mock_target::MockTarget;
-pub use report::{run, Options, Outcome, Report, Row};
+pub use report::{run, Options, Outcome, Report, Row, CASE_LIMIT};
 pub use target::{ContainerSpec, Prepared, Target, Workload};

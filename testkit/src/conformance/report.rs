@@ -1,18 +1,64 @@
-//! Running the cases against a target and reporting each one.
+//! Running the cases against a target, one after another, and the
+//! [`Report`] of how each ended.
+//!
+//! Cases run sequentially: the outcome of one never depends on another's
+//! timing, and a runtime's failure is reproducible with a filter. Each case
+//! has an overall time bound, so that a hang becomes a failed row instead
+//! of a hung test, and its containers are cleaned up (bounded too) whatever
+//! its outcome.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::cases::{cases, probe_unsupported, Context};
+use runtime_api::Feature;
+
+use super::cases::{cases, Case};
+use super::context::{Context, CLEANUP_LIMIT};
+use super::feature_cases::probe_unsupported;
 use super::target::Target;
 
-/// Which cases to run.
+/// Which cases to run, and whether to run them.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// Only cases whose name contains this text.
     pub filter: Option<String>,
     /// Only the core cases (no optional feature).
     pub core_only: bool,
+    /// List the selected cases without running them: each row is skipped
+    /// with the reason "listed, not run".
+    pub list: bool,
+}
+
+impl Options {
+    /// Only cases whose name contains `text`.
+    #[must_use]
+    pub fn with_filter(mut self, text: impl Into<String>) -> Self {
+        self.filter = Some(text.into());
+        self
+    }
+
+    /// Only the core cases.
+    #[must_use]
+    pub fn core_only(mut self) -> Self {
+        self.core_only = true;
+        self
+    }
+
+    /// List instead of running.
+    #[must_use]
+    pub fn list_only(mut self) -> Self {
+        self.list = true;
+        self
+    }
+
+    fn selects(&self, case: &Case) -> bool {
+        let named = match self.filter.as_deref() {
+            Some(text) => case.name.contains(text),
+            None => true,
+        };
+        named && !(self.core_only && case.feature.is_some())
+    }
 }
 
 /// How one case ended.
@@ -20,7 +66,8 @@ pub struct Options {
 pub enum Outcome {
     /// The runtime did what the contract says.
     Passed,
-    /// Not run, with the reason (an optional feature the runtime lacks).
+    /// Not run, with the reason (an optional feature the runtime does not
+    /// offer, or a listing).
     Skipped(String),
     /// The runtime broke the contract; the message says how.
     Failed(String),
@@ -28,51 +75,63 @@ pub enum Outcome {
 
 /// One case's result.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Row {
     /// The case's name, a sentence.
     pub name: &'static str,
     /// Its area (lifecycle, errors, attach...).
     pub area: &'static str,
+    /// The optional feature it needs; `None` for the core.
+    pub feature: Option<Feature>,
     /// How it ended.
     pub outcome: Outcome,
 }
 
-/// The results of one run.
+/// The results of one run, printed as a table with a summary line.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// One row per case, in order.
+    /// One row per selected case, in order.
     pub rows: Vec<Row>,
 }
 
 /// How long one case may take before it counts as hung.
-const CASE_LIMIT: Duration = Duration::from_secs(90);
+pub const CASE_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs the selected cases one after another against `target`.
 pub async fn run(target: &dyn Target, options: &Options) -> Report {
+    let selected: Vec<Case> = cases().into_iter().filter(|c| options.selects(c)).collect();
+    let row = |case: &Case, outcome| Row {
+        name: case.name,
+        area: case.area,
+        feature: case.feature,
+        outcome,
+    };
+    if options.list {
+        let listed = || Outcome::Skipped("listed, not run".into());
+        return Report {
+            rows: selected.iter().map(|case| row(case, listed())).collect(),
+        };
+    }
     let runtime = target.runtime();
-    let features = match runtime.features().await {
-        Ok(features) => Some(features),
-        Err(e) => {
+    let features = match tokio::time::timeout(CASE_LIMIT, runtime.features()).await {
+        Ok(Ok(features)) => features,
+        failed => {
+            let message = match failed {
+                Ok(Err(e)) => format!("features() failed: {e}"),
+                _ => format!("features() did not answer within {CASE_LIMIT:?}"),
+            };
             return Report {
                 rows: vec![Row {
-                    name: "the runtime answers features()",
+                    name: "the runtime says which features it offers",
                     area: "features",
-                    outcome: Outcome::Failed(e.to_string()),
+                    feature: None,
+                    outcome: Outcome::Failed(message),
                 }],
-            }
+            };
         }
     };
-    let features = features.unwrap_or_default();
     let mut report = Report::default();
-    for case in cases() {
-        if let Some(filter) = &options.filter {
-            if !case.name.contains(filter.as_str()) {
-                continue;
-            }
-        }
-        if options.core_only && case.feature.is_some() {
-            continue;
-        }
+    for case in &selected {
         let outcome = match case.feature {
             Some(feature) if !features.contains(feature) => {
                 match probe_unsupported(runtime.as_ref(), feature).await {
@@ -82,32 +141,26 @@ pub async fn run(target: &dyn Target, options: &Options) -> Report {
                     Err(message) => Outcome::Failed(message),
                 }
             }
-            _ => {
-                let ctx = Context::new(target);
-                let result = tokio::time::timeout(CASE_LIMIT, (case.run)(&ctx)).await;
-                ctx.cleanup().await;
-                match result {
-                    Ok(Ok(())) => Outcome::Passed,
-                    Ok(Err(message)) => Outcome::Failed(message),
-                    Err(_) => Outcome::Failed(format!("did not finish within {CASE_LIMIT:?}")),
-                }
-            }
+            _ => run_case(target, case).await,
         };
-        let outcome = match (case.feature, outcome) {
-            (Some(feature), Outcome::Failed(message)) if message.contains("Unsupported {") => {
-                Outcome::Failed(format!(
-                    "{feature} is advertised but answered Unsupported: {message}"
-                ))
-            }
-            (_, outcome) => outcome,
-        };
-        report.rows.push(Row {
-            name: case.name,
-            area: case.area,
-            outcome,
-        });
+        report.rows.push(row(case, outcome));
     }
     report
+}
+
+async fn run_case(target: &dyn Target, case: &Case) -> Outcome {
+    let ctx = Context::new(target);
+    let result = tokio::time::timeout(CASE_LIMIT, (case.run)(&ctx)).await;
+    let cleaned = tokio::time::timeout(CLEANUP_LIMIT, ctx.cleanup()).await;
+    match (result, cleaned) {
+        (Err(_), _) => Outcome::Failed(format!("did not finish within {CASE_LIMIT:?}")),
+        (Ok(Err(message)), _) => Outcome::Failed(message),
+        (Ok(Ok(())), Err(_)) => Outcome::Failed(format!(
+            "stopping and deleting its containers took over {CLEANUP_LIMIT:?}"
+        )),
+        (Ok(Ok(())), Ok(Err(leak))) => Outcome::Failed(leak),
+        (Ok(Ok(())), Ok(Ok(()))) => Outcome::Passed,
+    }
 }
 
 impl Report {
@@ -119,7 +172,7 @@ impl Report {
             .collect()
     }
 
-    /// How many rows passed, were skipped and failed.
+    /// How many rows passed, were skipped and failed, in that order.
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for row in &self.rows {
@@ -132,16 +185,20 @@ impl Report {
         counts
     }
 
-    /// Panics naming every failed case.
+    /// Panics naming every failed case and its message.
+    #[track_caller]
     pub fn assert_all_passed(&self) {
         let failures = self.failures();
         if !failures.is_empty() {
             let list: Vec<String> = failures
                 .iter()
-                .map(|r| format!("{}: {:?}", r.name, r.outcome))
+                .map(|r| match &r.outcome {
+                    Outcome::Failed(message) => format!("- {}: {message}", r.name),
+                    other => format!("- {}: {other:?}", r.name),
+                })
                 .collect();
             panic!(
-                "{} conformance case(s) failed:\n{}",
+                "{} conformance case(s) failed:\n{}\n\n{self}",
                 list.len(),
                 list.join("\n")
             );
@@ -150,8 +207,13 @@ impl Report {
 }
 
 impl fmt::Display for Report {
+    /// One line per case, `n/total  area  name  ok|skipped (reason)|FAILED
+    /// (message)`, then a summary line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.rows.len();
+        let number = total.to_string().len();
+        let area = self.rows.iter().map(|r| r.area.len()).max().unwrap_or(0);
+        let name = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
         for (i, row) in self.rows.iter().enumerate() {
             let outcome = match &row.outcome {
                 Outcome::Passed => "ok".to_string(),
@@ -160,16 +222,16 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{:>2}/{total}  {:<10} {} : {outcome}",
+                "{:>number$}/{total}  {:<area$}  {:<name$}  {outcome}",
                 i + 1,
                 row.area,
-                row.name
+                row.name,
             )?;
         }
         let (passed, skipped, failed) = self.counts();
         write!(
             f,
-            "conformance: {passed} passed, {failed} failed, {skipped} skipped"
+            "conformance: {total} cases, {passed} passed, {skipped} skipped, {failed} failed"
         )
     }
 }

@@ -31,8 +31,8 @@ pub enum Workload {
     IgnoreTerm,
     /// Copies stdin to stdout and exits 0 at stdin's end.
     Cat,
-    /// With a terminal: prints `"ROWS COLS"` once resized to that size,
-    /// then exits 0.
+    /// With a terminal: prints `"ROWS COLS"` once its terminal has that
+    /// size (it may then exit 0 or keep running until signalled).
     ReportSize {
         /// Rows to wait for.
         rows: u16,
@@ -72,15 +72,74 @@ pub struct Prepared {
     pub guard: Box<dyn Any + Send + Sync>,
 }
 
-/// An implementation under test.
+/// An implementation under test: its runtime, and how to run the suite's
+/// workloads on it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use runtime_api::{ContainerDescription, ContainerId, ExecConfig, LogDriver, OciRuntime};
+/// use testkit::conformance::{ContainerSpec, MockTarget, Prepared, Target, Workload};
+/// use testkit::mock::{write_bundle, MockRuntime};
+///
+/// /// A target for a runtime whose bundles name a mock program per workload.
+/// struct MyTarget(Arc<MockRuntime>);
+///
+/// #[async_trait]
+/// impl Target for MyTarget {
+///     fn runtime(&self) -> Arc<dyn OciRuntime> {
+///         self.0.clone()
+///     }
+///
+///     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {
+///         let program = format!("{id}-program");
+///         self.0.define_program(&program, MockTarget::script(&spec.workload));
+///         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+///         write_bundle(dir.path(), &[&program], spec.terminal).map_err(|e| e.to_string())?;
+///         let description = ContainerDescription::builder(id, dir.path(), dir.path().join("run"))
+///             .terminal(spec.terminal)
+///             .stdin(spec.stdin)
+///             .log(LogDriver::None, "/dev/null")
+///             .build()
+///             .map_err(|e| e.to_string())?;
+///         Ok(Prepared { description, guard: Box::new(dir) })
+///     }
+///
+///     fn exec_config(&self, workload: &Workload) -> ExecConfig {
+///         let program = format!("exec-{}", rand_name());
+///         self.0.define_program(&program, MockTarget::script(workload));
+///         let mut config = ExecConfig::new([program]);
+///         config.stdin = matches!(workload, Workload::Cat);
+///         config.terminal = matches!(workload, Workload::ReportSize { .. });
+///         config
+///     }
+/// }
+/// # fn rand_name() -> String {
+/// #     use std::sync::atomic::{AtomicU32, Ordering};
+/// #     static N: AtomicU32 = AtomicU32::new(0);
+/// #     N.fetch_add(1, Ordering::Relaxed).to_string()
+/// # }
+/// # #[tokio::main]
+/// # async fn main() {
+/// let target = MyTarget(Arc::new(MockRuntime::new()));
+/// let options = testkit::conformance::Options::default().with_filter("exit code");
+/// testkit::conformance::run(&target, &options).await.assert_all_passed();
+/// # }
+/// ```
 #[async_trait]
 pub trait Target: Send + Sync {
     /// The runtime under test.
     fn runtime(&self) -> Arc<dyn OciRuntime>;
 
-    /// Prepares a container with id `id` running `spec`.
+    /// Prepares (does not create) a container with id `id` running
+    /// `spec.workload`, with a terminal and an open stdin as `spec` says,
+    /// and whatever must live as long as it (bundle and run directories)
+    /// in the guard. The error says what could not be prepared; the case
+    /// fails with it.
     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String>;
 
-    /// An exec configuration running `workload`.
+    /// An exec configuration running `workload` in any container the
+    /// target prepared: with stdin for [`Workload::Cat`], a terminal for
+    /// [`Workload::ReportSize`].
     fn exec_config(&self, workload: &Workload) -> ExecConfig;
 }

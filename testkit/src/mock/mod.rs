@@ -1,23 +1,70 @@
-//! [`MockRuntime`]: an in-memory [`OciRuntime`] for testing engines without
-//! root, conmon or any container binary. It behaves as the trait's
-//! contract says (the same conformance suite the conmon driver passes
-//! proves it), runs scripted [`MockProcess`]es instead of real ones,
-//! offers a chosen [`FeatureSet`], fails or delays chosen calls, and logs
-//! every call.
+//! [`MockRuntime`]: an in-memory [`OciRuntime`] for testing an engine
+//! without root, conmon or any container binary. It keeps the trait's
+//! contract (it passes the same [conformance suite](crate::conformance)
+//! the conmon driver passes), runs scripted [`MockProcess`]es instead of
+//! real ones, offers a chosen [`FeatureSet`], fails or delays chosen calls,
+//! and logs every call.
 //!
-//! A bundle is a directory whose `config.json` names the program in
-//! `process.args[0]`; programs are registered on the mock like binaries on
-//! `PATH`. An unknown program fails `create` with
-//! [`RuntimeError::OciCommandNotFound`], as runc does.
+//! # The model
+//!
+//! - A bundle is a directory whose `config.json` is an OCI spec; the mock
+//!   reads `process.args` and `process.terminal` from it ([`write_bundle`]
+//!   writes a minimal one). `args[0]` names a *program* registered with
+//!   [`MockRuntime::define_program`], like a binary on `PATH`; an unknown
+//!   program fails `create` with [`RuntimeError::OciCommandNotFound`], as
+//!   runc does. Exec looks `ExecConfig::args[0]` up in the same table.
+//! - Lifecycle: created → running ⇄ paused → exited → deleted, with the
+//!   refusals of the trait's contract table (one table, in `lifecycle.rs`).
+//!   A signal to a created container kills it before its program runs.
+//! - Signals: SIGKILL always kills (exit code 137); any other signal kills
+//!   with 128 + n unless the program's script reacts otherwise
+//!   ([`MockProcess::on_signal`]).
+//! - Streams: output written before anyone attached is dropped, as conmon
+//!   does (it only reaches the log, and the mock keeps no log): attach
+//!   before `start` to see everything. Detach keys follow podman's grammar
+//!   (`ctrl-p,ctrl-q` when unset, `""` never); [`AttachCancel`] and
+//!   [`AttachReady`] are honoured. The container's stdin is open only when
+//!   the description asks for it, and closes when an attached client's
+//!   input ends or it detaches, unless `leave_stdin_open` is set.
+//! - Features: [`MockRuntime::new`] offers every optional feature, since
+//!   each is modelled: `checkpoint` validates its options and, unless
+//!   asked to leave it running, kills the container as CRIU's dump does
+//!   (exit code 137); `restore` validates and creates the container afresh
+//!   (the program starts from its beginning); `update_resources` accepts
+//!   any resources. [`MockRuntime::with_features`] offers a subset: every
+//!   method of a feature left out answers [`RuntimeError::Unsupported`]
+//!   (and is still logged).
+//! - No pids: states and sessions report `pid: None`, so an engine cannot
+//!   mistake a mock pid for a host process.
+//!
+//! # Testing an engine with it
+//!
+//! An engine that runs a job and always cleans up, tested for the happy
+//! path and for a `start` that fails:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use runtime_api::{ContainerDescription, ContainerId, CreateOptions, LogDriver, OciRuntime};
+//! use runtime_api::{
+//!     ContainerDescription, ContainerId, CreateOptions, LogDriver, OciRuntime, Result, RuntimeError,
+//! };
 //! use testkit::mock::{write_bundle, MockProcess, MockRuntime, Operation};
 //!
+//! /// The engine under test: runs a container to completion and deletes it,
+//! /// even when starting it fails.
+//! async fn run_job(runtime: &dyn OciRuntime, c: &ContainerDescription) -> Result<i32> {
+//!     runtime.create(c, CreateOptions::default()).await?;
+//!     if let Err(e) = runtime.start(c).await {
+//!         runtime.delete(c).await?;
+//!         return Err(e);
+//!     }
+//!     let code = runtime.wait(c, Duration::from_secs(5)).await?;
+//!     runtime.delete(c).await?;
+//!     Ok(code)
+//! }
+//!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> runtime_api::Result<()> {
+//! # async fn main() -> Result<()> {
 //! let mock = Arc::new(MockRuntime::new());
 //! mock.define_program("job", MockProcess::new().stdout("ok\n").exit_code(3));
 //! let dir = tempfile::tempdir().unwrap();
@@ -26,43 +73,56 @@
 //!     .log(LogDriver::None, "/dev/null")
 //!     .build()?;
 //!
-//! // The engine under test holds it as any runtime.
-//! let runtime: Arc<dyn OciRuntime> = mock.clone();
-//! runtime.create(&c, CreateOptions::default()).await?;
-//! runtime.start(&c).await?;
-//! assert_eq!(runtime.wait(&c, Duration::from_secs(5)).await?, 3);
-//! runtime.delete(&c).await?;
+//! // The happy path.
+//! assert_eq!(run_job(mock.as_ref(), &c).await?, 3);
+//!
+//! // The second start fails: the engine must still delete the container.
+//! mock.fail_call(Operation::Start, 2, || RuntimeError::InvalidArgument("injected".into()));
+//! assert!(run_job(mock.as_ref(), &c).await.is_err());
 //! let operations: Vec<Operation> = mock.calls().iter().map(|call| call.operation).collect();
-//! assert_eq!(operations, [Operation::Create, Operation::Start, Operation::Wait, Operation::Delete]);
+//! assert_eq!(
+//!     operations,
+//!     [
+//!         Operation::Create, Operation::Start, Operation::Wait, Operation::Delete,
+//!         Operation::Create, Operation::Start, Operation::Delete,
+//!     ]
+//! );
+//! assert!(matches!(mock.status(&c).await, Err(RuntimeError::NoSuchContainer { .. })));
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`AttachCancel`]: runtime_api::AttachCancel
+//! [`AttachReady`]: runtime_api::AttachReady
 
+mod lifecycle;
 mod process;
 mod streams;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use runtime_api::{
-    AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ContainerDescription,
-    ContainerId, ContainerState, ContainerStatus, CreateOptions, CreatedContainer, ExecConfig,
-    ExecHandle, ExecSession, ExecSessionId, Feature, FeatureSet, LinuxResources, OciRuntime,
-    RestoreOptions, Result, RuntimeError, RuntimeInfo, Signal, TerminalSize,
+    AttachOptions, AttachOutcome, AttachStreams, CheckpointOptions, ComponentInfo,
+    ContainerDescription, ContainerId, ContainerState, CreateOptions, CreatedContainer,
+    ExecCompletion, ExecConfig, ExecHandle, ExecSession, ExecSessionId, Feature, FeatureSet,
+    LinuxResources, OciRuntime, RestoreOptions, Result, RuntimeError, RuntimeInfo, Signal,
+    TerminalSize, KILL_WAIT,
 };
-use tokio::sync::oneshot;
 
-use process::ProcessHandle;
-pub use process::{MockProcess, TermReaction};
+use lifecycle::{Event, Phase};
+use process::Process;
+pub use process::{MockProcess, SignalReaction};
+use streams::Ends;
 
 /// A call the mock received, for [`MockRuntime::calls`] and fault
-/// injection.
+/// injection. Each names the trait method of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-#[allow(missing_docs)] // each names the trait method of the same name
+#[allow(missing_docs)]
 pub enum Operation {
     Create,
     Start,
@@ -71,6 +131,7 @@ pub enum Operation {
     Wait,
     Delete,
     Stop,
+    Features,
     Pause,
     Resume,
     Attach,
@@ -89,11 +150,12 @@ pub enum Operation {
 
 /// One logged call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Call {
     /// What was called.
     pub operation: Operation,
-    /// The container it was about, if any.
-    pub container: Option<String>,
+    /// The container it was about; `None` for `features` and `info`.
+    pub container: Option<ContainerId>,
 }
 
 type ErrorFactory = Arc<dyn Fn() -> RuntimeError + Send + Sync>;
@@ -104,13 +166,27 @@ enum Fault {
 }
 
 struct Container {
-    status: ContainerStatus,
+    phase: Phase,
     terminal: bool,
-    process: ProcessHandle,
-    go: Option<oneshot::Sender<()>>,
+    leave_stdin_open: bool,
+    process: Arc<Process>,
     started_at: Option<SystemTime>,
     finished_at: Option<SystemTime>,
-    sessions: HashMap<ExecSessionId, ProcessHandle>,
+    sessions: HashMap<ExecSessionId, Arc<Process>>,
+}
+
+impl Container {
+    /// Moves a running or paused container whose process exited to
+    /// exited: the process runs on its own, so every look at the container
+    /// first catches up with it.
+    fn observe_exit(&mut self) {
+        if self.process.exit_code().is_some() && self.phase != Phase::Exited {
+            if let Ok(phase) = lifecycle::next(self.phase, Event::Exit) {
+                self.phase = phase;
+                self.finished_at.get_or_insert_with(SystemTime::now);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -127,7 +203,7 @@ struct Inner {
 /// [module documentation](self).
 pub struct MockRuntime {
     features: FeatureSet,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
 }
 
 impl Default for MockRuntime {
@@ -144,8 +220,9 @@ impl std::fmt::Debug for MockRuntime {
     }
 }
 
-/// Writes a minimal bundle into `dir`: a `config.json` whose process runs
-/// `args` (with a terminal when `terminal`).
+/// Writes a minimal bundle into `dir` (created if missing): a
+/// `config.json` whose process runs `args`, with a terminal when
+/// `terminal`.
 pub fn write_bundle(dir: &Path, args: &[&str], terminal: bool) -> std::io::Result<()> {
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
@@ -156,67 +233,95 @@ pub fn write_bundle(dir: &Path, args: &[&str], terminal: bool) -> std::io::Resul
     std::fs::write(dir.join("config.json"), config.to_string())
 }
 
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A test that panicked while holding the lock must not hide the
+    // mock's state from the rest of the test.
+    inner.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn no_such(c: &ContainerDescription) -> RuntimeError {
+    RuntimeError::NoSuchContainer {
+        id: c.id().to_string(),
+    }
+}
+
+fn timeout(operation: String, limit: Duration) -> RuntimeError {
+    RuntimeError::Timeout { operation, limit }
+}
+
 impl MockRuntime {
     /// A mock offering every optional feature.
     pub fn new() -> Self {
         Self::with_features(FeatureSet::all())
     }
 
-    /// A mock offering only `features`; the others answer `Unsupported`.
+    /// A mock offering only `features`; every method of the others answers
+    /// [`RuntimeError::Unsupported`].
     pub fn with_features(features: FeatureSet) -> Self {
         Self {
             features,
-            inner: Mutex::new(Inner::default()),
+            inner: Arc::new(Mutex::new(Inner::default())),
         }
     }
 
-    /// Registers `process` as the program `name`.
+    /// Registers `process` as the program `name`, replacing an earlier
+    /// one; containers created before keep the script they started with.
     pub fn define_program(&self, name: impl Into<String>, process: MockProcess) {
-        self.lock().programs.insert(name.into(), process);
+        lock(&self.inner).programs.insert(name.into(), process);
     }
 
-    /// Makes the `nth` call (1-based) of `operation` fail with `error()`.
+    /// Makes the `nth` call (1-based, counted per operation) of `operation`
+    /// fail with `error()` before it does anything.
     pub fn fail_call(
         &self,
         operation: Operation,
         nth: usize,
         error: impl Fn() -> RuntimeError + Send + Sync + 'static,
     ) {
-        self.lock()
+        lock(&self.inner)
             .faults
             .insert((operation, nth), Fault::Fail(Arc::new(error)));
     }
 
-    /// Delays the `nth` call (1-based) of `operation` by `delay` before it
-    /// does anything.
+    /// Delays the `nth` call (1-based, counted per operation) of
+    /// `operation` by `delay` before it does anything, as a slow runtime
+    /// would.
     pub fn delay_call(&self, operation: Operation, nth: usize, delay: Duration) {
-        self.lock()
+        lock(&self.inner)
             .faults
             .insert((operation, nth), Fault::Delay(delay));
     }
 
-    /// Every call so far, in order.
+    /// Every call so far, in order, including calls refused as
+    /// `Unsupported` and calls that failed.
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
+        lock(&self.inner).calls.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Logs the call and applies its injected fault, if any.
-    async fn enter(&self, operation: Operation, c: Option<&ContainerDescription>) -> Result<()> {
+    /// Logs the call, refuses it when its feature is not offered, and
+    /// applies its injected fault, if any.
+    async fn enter(
+        &self,
+        operation: Operation,
+        c: Option<&ContainerDescription>,
+        feature: Option<(Feature, &'static str)>,
+    ) -> Result<()> {
         let fault = {
-            let mut inner = self.lock();
+            let mut inner = lock(&self.inner);
             inner.calls.push(Call {
                 operation,
-                container: c.map(|c| c.id().to_string()),
+                container: c.map(|c| c.id().clone()),
             });
             let count = inner.counts.entry(operation).or_insert(0);
             *count += 1;
             let n = *count;
             inner.faults.remove(&(operation, n))
         };
+        if let Some((feature, name)) = feature {
+            if !self.features.contains(feature) {
+                return Err(RuntimeError::unsupported(feature, name));
+            }
+        }
         match fault {
             None => Ok(()),
             Some(Fault::Fail(error)) => Err(error()),
@@ -227,99 +332,158 @@ impl MockRuntime {
         }
     }
 
-    async fn enter_feature(
-        &self,
-        feature: Feature,
-        operation: Operation,
-        name: &'static str,
-        c: Option<&ContainerDescription>,
-    ) -> Result<()> {
-        if !self.features.contains(feature) {
-            return Err(RuntimeError::unsupported(feature, name));
-        }
-        self.enter(operation, c).await
+    /// Reads the container after catching up with its process.
+    fn read<T>(&self, c: &ContainerDescription, f: impl FnOnce(&Container) -> T) -> Result<T> {
+        let mut inner = lock(&self.inner);
+        let container = inner.containers.get_mut(c.id()).ok_or_else(|| no_such(c))?;
+        container.observe_exit();
+        Ok(f(container))
     }
 
-    /// Runs `f` on the container, refreshing its status from its process.
-    fn with_container<T>(
+    /// Applies `event` to the container through the lifecycle table, then
+    /// `then` with the phase it came from and the container in its new
+    /// phase. A container whose new phase is `Gone` is forgotten.
+    fn apply<T>(
         &self,
         c: &ContainerDescription,
-        f: impl FnOnce(&mut Container) -> Result<T>,
+        event: Event,
+        then: impl FnOnce(Phase, &mut Container) -> T,
     ) -> Result<T> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let container = inner.containers.get_mut(c.id()).ok_or_else(|| no_such(c))?;
-        refresh(container);
-        f(container)
-    }
-
-    fn process_of(&self, c: &ContainerDescription) -> Result<ProcessHandle> {
-        self.with_container(c, |container| Ok(container.process.clone()))
+        container.observe_exit();
+        let from = container.phase;
+        let to = lifecycle::next(from, event).map_err(|refusal| refusal.into_error(c.id()))?;
+        container.phase = to;
+        let out = then(from, container);
+        if to == Phase::Gone {
+            inner.containers.remove(c.id());
+        }
+        Ok(out)
     }
 
     fn program(&self, args: &[String]) -> Result<MockProcess> {
         let name = args.first().map(String::as_str).unwrap_or_default();
-        self.lock()
+        lock(&self.inner)
             .programs
             .get(name)
             .cloned()
             .ok_or_else(|| RuntimeError::OciCommandNotFound {
-                message: format!("mock: exec: \"{name}\": executable file not found in $PATH"),
+                message: format!("exec: \"{name}\": executable file not found in $PATH"),
             })
     }
 
-    fn session(&self, c: &ContainerDescription, id: &ExecSessionId) -> Result<ProcessHandle> {
-        self.with_container(c, |container| {
-            container.sessions.get(id).cloned().ok_or_else(|| {
-                RuntimeError::InvalidArgument(format!("no exec session {id} in {}", c.id()))
-            })
+    fn create_container(
+        &self,
+        c: &ContainerDescription,
+        options: &CreateOptions,
+    ) -> Result<CreatedContainer> {
+        if options.preserved_fds.len() != c.preserved_fds() as usize {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "{} preserved fds handed over, the description says {}",
+                options.preserved_fds.len(),
+                c.preserved_fds()
+            )));
+        }
+        let (args, terminal) = read_process(c.bundle())?;
+        if terminal != c.terminal() {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "config.json asks for terminal {terminal}, the description for {}",
+                c.terminal()
+            )));
+        }
+        let script = self.program(&args)?;
+        let mut inner = lock(&self.inner);
+        if inner.containers.contains_key(c.id()) {
+            return Err(RuntimeError::AlreadyExists {
+                id: c.id().to_string(),
+            });
+        }
+        inner.containers.insert(
+            c.id().clone(),
+            Container {
+                phase: Phase::Created,
+                terminal,
+                leave_stdin_open: c.leave_stdin_open(),
+                process: Process::new(script, c.stdin()),
+                started_at: None,
+                finished_at: None,
+                sessions: HashMap::new(),
+            },
+        );
+        Ok(CreatedContainer::new(None))
+    }
+
+    /// Delivers `signal` through the lifecycle table.
+    fn signal(&self, c: &ContainerDescription, signal: Signal) -> Result<()> {
+        self.apply(c, Event::Signal, |from, container| {
+            if from == Phase::Created {
+                container.process.kill_unstarted(128 + signal.number());
+                container.finished_at = Some(SystemTime::now());
+            } else {
+                container.process.signal(signal.number());
+            }
         })
     }
 
+    /// Creates an exec session's process in the running container and
+    /// registers it; the caller starts it.
     fn launch_exec(
         &self,
         c: &ContainerDescription,
         config: &ExecConfig,
-    ) -> Result<(ExecSession, ProcessHandle, oneshot::Sender<()>)> {
+    ) -> Result<(ExecSession, Arc<Process>)> {
         config.validate()?;
+        // A container that cannot exec answers so before its program is
+        // looked up, as runc does.
+        self.read(c, |container| lifecycle::next(container.phase, Event::Exec))?
+            .map_err(|refusal| refusal.into_error(c.id()))?;
         let script = self.program(&config.args)?;
-        let (handle, go) = process::prepare(script);
-        let mut inner = self.lock();
-        inner.next_session += 1;
-        let id = ExecSessionId::new(format!("exec-{}", inner.next_session))?;
-        let container = inner.containers.get_mut(c.id()).ok_or_else(|| no_such(c))?;
-        refresh(container);
-        if container.status != ContainerStatus::Running {
-            return Err(not_running(c));
-        }
-        container.sessions.insert(id.clone(), handle.clone());
+        let process = Process::new(script, config.stdin);
+        let id = {
+            let mut inner = lock(&self.inner);
+            inner.next_session += 1;
+            ExecSessionId::new(format!("exec-{}", inner.next_session))?
+        };
+        let container_process = self.apply(c, Event::Exec, |_, container| {
+            container.sessions.insert(id.clone(), Arc::clone(&process));
+            Arc::clone(&container.process)
+        })?;
+        // An exec'd process dies with its container (the pid namespace
+        // goes away), and by its own timeout.
+        let session_process = Arc::clone(&process);
+        let limit = config.timeout;
+        tokio::spawn(async move {
+            let expired = async {
+                match limit {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = container_process.exited() => session_process.signal(9),
+                () = expired => session_process.signal(9),
+                _ = session_process.exited() => {}
+            }
+        });
         let mut session = ExecSession::new(id, None);
         session.timeout = config.timeout;
-        Ok((session, handle, go))
+        Ok((session, process))
     }
-}
 
-fn no_such(c: &ContainerDescription) -> RuntimeError {
-    RuntimeError::NoSuchContainer {
-        id: c.id().to_string(),
+    fn session(&self, c: &ContainerDescription, id: &ExecSessionId) -> Result<Arc<Process>> {
+        self.read(c, |container| container.sessions.get(id).cloned())?
+            .ok_or_else(|| {
+                RuntimeError::InvalidArgument(format!(
+                    "no exec session {id} in container {}",
+                    c.id()
+                ))
+            })
     }
-}
 
-fn not_running(c: &ContainerDescription) -> RuntimeError {
-    RuntimeError::ContainerNotRunning {
-        id: c.id().to_string(),
-    }
-}
-
-/// The one place a container's status follows its process: a process that
-/// exited makes a running or paused container exited.
-fn refresh(container: &mut Container) {
-    if let Some(_code) = container.process.exit_code() {
-        if matches!(
-            container.status,
-            ContainerStatus::Running | ContainerStatus::Paused
-        ) {
-            container.status = ContainerStatus::Exited;
-            container.finished_at = Some(SystemTime::now());
+    fn forget_session(inner: &Mutex<Inner>, c: &ContainerId, id: &ExecSessionId) {
+        if let Some(container) = lock(inner).containers.get_mut(c) {
+            container.sessions.remove(id);
         }
     }
 }
@@ -349,146 +513,101 @@ impl OciRuntime for MockRuntime {
         "mock"
     }
 
-    async fn create(&self, c: &ContainerDescription, _: CreateOptions) -> Result<CreatedContainer> {
-        self.enter(Operation::Create, Some(c)).await?;
-        let (args, terminal) = read_process(c.bundle())?;
-        let script = self.program(&args)?;
-        let mut inner = self.lock();
-        if inner.containers.contains_key(c.id()) {
-            return Err(RuntimeError::AlreadyExists {
-                id: c.id().to_string(),
-            });
-        }
-        let (process, go) = process::prepare(script);
-        inner.containers.insert(
-            c.id().clone(),
-            Container {
-                status: ContainerStatus::Created,
-                terminal,
-                process,
-                go: Some(go),
-                started_at: None,
-                finished_at: None,
-                sessions: HashMap::new(),
-            },
-        );
-        Ok(CreatedContainer::new(None))
+    async fn create(
+        &self,
+        c: &ContainerDescription,
+        options: CreateOptions,
+    ) -> Result<CreatedContainer> {
+        self.enter(Operation::Create, Some(c), None).await?;
+        self.create_container(c, &options)
     }
 
     async fn start(&self, c: &ContainerDescription) -> Result<()> {
-        self.enter(Operation::Start, Some(c)).await?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Created => {
-                container.status = ContainerStatus::Running;
-                container.started_at = Some(SystemTime::now());
-                if let Some(go) = container.go.take() {
-                    let _ = go.send(());
-                }
-                Ok(())
-            }
-            ContainerStatus::Exited | ContainerStatus::Stopped => Err(not_running(c)),
-            ContainerStatus::Running | ContainerStatus::Paused => Err(
-                RuntimeError::InvalidArgument(format!("container {} was started already", c.id())),
-            ),
+        self.enter(Operation::Start, Some(c), None).await?;
+        self.apply(c, Event::Start, |_, container| {
+            container.started_at = Some(SystemTime::now());
+            container.process.start();
         })
     }
 
     async fn status(&self, c: &ContainerDescription) -> Result<ContainerState> {
-        self.enter(Operation::Status, Some(c)).await?;
-        self.with_container(c, |container| {
-            let mut state = ContainerState::new(container.status);
+        self.enter(Operation::Status, Some(c), None).await?;
+        self.read(c, |container| {
+            let mut state = ContainerState::new(container.phase.status());
             state.started_at = container.started_at;
             state.finished_at = container.finished_at;
-            if container.status == ContainerStatus::Exited {
+            if container.phase == Phase::Exited {
                 state.exit_code = container.process.exit_code();
             }
-            Ok(state)
+            state
         })
     }
 
     async fn kill(&self, c: &ContainerDescription, signal: Signal, _all: bool) -> Result<()> {
-        self.enter(Operation::Kill, Some(c)).await?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Exited | ContainerStatus::Stopped => Err(not_running(c)),
-            ContainerStatus::Created => {
-                // A created container's process dies without ever running.
-                container.status = ContainerStatus::Running;
-                let _ = container.process.signals.send(signal.number());
-                if let Some(go) = container.go.take() {
-                    let _ = go.send(());
-                }
-                Ok(())
-            }
-            _ => {
-                let _ = container.process.signals.send(signal.number());
-                Ok(())
-            }
-        })
+        self.enter(Operation::Kill, Some(c), None).await?;
+        self.signal(c, signal)
     }
 
-    async fn wait(&self, c: &ContainerDescription, timeout: Duration) -> Result<i32> {
-        self.enter(Operation::Wait, Some(c)).await?;
-        let process = self.process_of(c)?;
-        match process.wait(timeout).await {
-            Some(code) => {
-                self.with_container(c, |container| {
-                    refresh(container);
-                    Ok(())
-                })?;
-                Ok(code)
-            }
-            None => Err(RuntimeError::Timeout {
-                operation: format!("waiting for container {} to exit", c.id()),
-                limit: timeout,
-            }),
-        }
+    async fn wait(&self, c: &ContainerDescription, limit: Duration) -> Result<i32> {
+        self.enter(Operation::Wait, Some(c), None).await?;
+        let process = self.read(c, |container| Arc::clone(&container.process))?;
+        process
+            .wait(limit)
+            .await
+            .ok_or_else(|| timeout(format!("waiting for container {} to exit", c.id()), limit))
     }
 
     async fn delete(&self, c: &ContainerDescription) -> Result<()> {
-        self.enter(Operation::Delete, Some(c)).await?;
-        let mut inner = self.lock();
-        let Some(container) = inner.containers.get_mut(c.id()) else {
+        self.enter(Operation::Delete, Some(c), None).await?;
+        match self.apply(c, Event::Delete, |_, _| ()) {
+            Err(RuntimeError::NoSuchContainer { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The provided algorithm (stop signal, wait, SIGKILL, wait), on the
+    /// mock's internals so that the call log shows one `Stop`.
+    async fn stop(&self, c: &ContainerDescription, limit: Duration, _all: bool) -> Result<()> {
+        self.enter(Operation::Stop, Some(c), None).await?;
+        let process = self.read(c, |container| {
+            (container.phase != Phase::Exited).then(|| Arc::clone(&container.process))
+        })?;
+        let Some(process) = process else {
             return Ok(());
         };
-        refresh(container);
-        if matches!(
-            container.status,
-            ContainerStatus::Running | ContainerStatus::Paused
-        ) {
-            return Err(RuntimeError::ContainerRunning {
-                id: c.id().to_string(),
-            });
+        let tolerate_gone = |r: Result<()>| match r {
+            Ok(()) | Err(RuntimeError::ContainerNotRunning { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if !limit.is_zero() {
+            tolerate_gone(self.signal(c, c.stop_signal()))?;
+            if process.wait(limit).await.is_some() {
+                return Ok(());
+            }
         }
-        inner.containers.remove(c.id());
-        Ok(())
+        tolerate_gone(self.signal(c, Signal::KILL))?;
+        process
+            .wait(KILL_WAIT)
+            .await
+            .map(drop)
+            .ok_or_else(|| timeout(format!("stopping container {}", c.id()), KILL_WAIT))
     }
 
     async fn features(&self) -> Result<FeatureSet> {
+        self.enter(Operation::Features, None, None).await?;
         Ok(self.features)
     }
 
     async fn pause(&self, c: &ContainerDescription) -> Result<()> {
-        self.enter_feature(Feature::Pause, Operation::Pause, "pause", Some(c))
+        self.enter(Operation::Pause, Some(c), Some((Feature::Pause, "pause")))
             .await?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Running => {
-                container.status = ContainerStatus::Paused;
-                Ok(())
-            }
-            _ => Err(not_running(c)),
-        })
+        self.apply(c, Event::Pause, |_, _| ())
     }
 
     async fn resume(&self, c: &ContainerDescription) -> Result<()> {
-        self.enter_feature(Feature::Pause, Operation::Resume, "resume", Some(c))
+        self.enter(Operation::Resume, Some(c), Some((Feature::Pause, "resume")))
             .await?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Paused => {
-                container.status = ContainerStatus::Running;
-                Ok(())
-            }
-            _ => Err(not_running(c)),
-        })
+        self.apply(c, Event::Resume, |_, _| ())
     }
 
     async fn attach(
@@ -497,37 +616,36 @@ impl OciRuntime for MockRuntime {
         streams: AttachStreams,
         options: AttachOptions,
     ) -> Result<AttachOutcome> {
-        self.enter_feature(Feature::Attach, Operation::Attach, "attach", Some(c))
-            .await?;
-        if streams.is_empty() {
-            return Err(RuntimeError::InvalidArgument(
-                "attach needs at least one of stdin, stdout and stderr".into(),
-            ));
-        }
-        let (process, terminal) = self.with_container(c, |container| {
-            if container.status == ContainerStatus::Exited {
-                return Err(not_running(c));
-            }
-            Ok((container.process.clone(), container.terminal))
+        self.enter(
+            Operation::Attach,
+            Some(c),
+            Some((Feature::Attach, "attach")),
+        )
+        .await?;
+        let keys = streams::validate(&streams, &options)?;
+        let (process, ends) = self.apply(c, Event::Streams, |_, container| {
+            let ends = Ends {
+                terminal: container.terminal,
+                leave_stdin_open: container.leave_stdin_open,
+            };
+            (Arc::clone(&container.process), ends)
         })?;
-        let output = process.output.subscribe();
-        streams::pump(&process, output, streams, options, terminal).await
+        let output = process.subscribe();
+        streams::pump(process, output, streams, options, keys, ends).await
     }
 
     async fn resize_terminal(&self, c: &ContainerDescription, size: TerminalSize) -> Result<()> {
-        self.enter_feature(
-            Feature::ResizeTerminal,
+        self.enter(
             Operation::ResizeTerminal,
-            "resize_terminal",
             Some(c),
+            Some((Feature::ResizeTerminal, "resize_terminal")),
         )
         .await?;
-        self.with_container(c, |container| {
-            if container.status == ContainerStatus::Exited {
-                return Err(not_running(c));
+        // As conmon, a container without a terminal ignores resizes.
+        self.apply(c, Event::Streams, |_, container| {
+            if container.terminal {
+                container.process.resize(size.rows, size.cols);
             }
-            let _ = container.process.resizes.send((size.rows, size.cols));
-            Ok(())
         })
     }
 
@@ -538,24 +656,36 @@ impl OciRuntime for MockRuntime {
         streams: AttachStreams,
         options: AttachOptions,
     ) -> Result<ExecHandle> {
-        self.enter_feature(Feature::Exec, Operation::Exec, "exec", Some(c))
+        self.enter(Operation::Exec, Some(c), Some((Feature::Exec, "exec")))
             .await?;
         if streams.is_empty() {
             return Err(RuntimeError::InvalidArgument(
                 "exec needs at least one of stdin, stdout and stderr; use exec_detached".into(),
             ));
         }
-        let (session, process, go) = self.launch_exec(c, config)?;
-        let output = process.output.subscribe();
-        let _ = go.send(());
-        let terminal = config.terminal;
+        let keys = streams::validate(&streams, &options)?;
+        let (session, process) = self.launch_exec(c, config)?;
+        let output = process.subscribe();
+        process.start();
+        let ends = Ends {
+            terminal: config.terminal,
+            leave_stdin_open: false,
+        };
+        let inner = Arc::clone(&self.inner);
+        let container = c.id().clone();
+        let id = session.id.clone();
         let completion = Box::pin(async move {
-            let outcome = streams::pump(&process, output, streams, options, terminal).await?;
+            let outcome =
+                streams::pump(Arc::clone(&process), output, streams, options, keys, ends).await?;
             let exit_code = match outcome {
-                AttachOutcome::StreamsEnded => process.wait(Duration::from_secs(60)).await,
-                _ => None,
+                // The output ends when the process exits: the code is there.
+                AttachOutcome::StreamsEnded => process.exit_code(),
+                AttachOutcome::Detached | AttachOutcome::Cancelled => None,
             };
-            Ok(runtime_api::ExecCompletion::new(outcome, exit_code))
+            if exit_code.is_some() {
+                Self::forget_session(&inner, &container, &id);
+            }
+            Ok(ExecCompletion::new(outcome, exit_code))
         });
         Ok(ExecHandle::new(session, completion))
     }
@@ -565,15 +695,14 @@ impl OciRuntime for MockRuntime {
         c: &ContainerDescription,
         config: &ExecConfig,
     ) -> Result<ExecSession> {
-        self.enter_feature(
-            Feature::Exec,
+        self.enter(
             Operation::ExecDetached,
-            "exec_detached",
             Some(c),
+            Some((Feature::Exec, "exec_detached")),
         )
         .await?;
-        let (session, _process, go) = self.launch_exec(c, config)?;
-        let _ = go.send(());
+        let (session, process) = self.launch_exec(c, config)?;
+        process.start();
         Ok(session)
     }
 
@@ -581,49 +710,59 @@ impl OciRuntime for MockRuntime {
         &self,
         c: &ContainerDescription,
         session: &ExecSession,
-        timeout: Duration,
+        limit: Duration,
     ) -> Result<i32> {
-        self.enter_feature(Feature::Exec, Operation::ExecWait, "exec_wait", Some(c))
-            .await?;
+        self.enter(
+            Operation::ExecWait,
+            Some(c),
+            Some((Feature::Exec, "exec_wait")),
+        )
+        .await?;
         let process = self.session(c, &session.id)?;
-        match process.wait(timeout).await {
-            Some(code) => {
-                self.with_container(c, |container| {
-                    container.sessions.remove(&session.id);
-                    Ok(())
-                })?;
-                Ok(code)
-            }
-            None => Err(RuntimeError::Timeout {
-                operation: format!("waiting for exec session {}", session.id),
-                limit: timeout,
-            }),
-        }
+        let code = process.wait(limit).await.ok_or_else(|| {
+            timeout(
+                format!("waiting for exec session {} to exit", session.id),
+                limit,
+            )
+        })?;
+        Self::forget_session(&self.inner, c.id(), &session.id);
+        Ok(code)
     }
 
     async fn exec_stop(
         &self,
         c: &ContainerDescription,
         session: &ExecSession,
-        timeout: Duration,
+        limit: Duration,
     ) -> Result<()> {
-        self.enter_feature(Feature::Exec, Operation::ExecStop, "exec_stop", Some(c))
-            .await?;
+        self.enter(
+            Operation::ExecStop,
+            Some(c),
+            Some((Feature::Exec, "exec_stop")),
+        )
+        .await?;
         let process = self.session(c, &session.id)?;
-        if !timeout.is_zero() {
-            let _ = process.signals.send(15);
-            if process.wait(timeout).await.is_some() {
+        if !limit.is_zero() {
+            process.signal(Signal::TERM.number());
+            if process.wait(limit).await.is_some() {
                 return Ok(());
             }
         }
-        let _ = process.signals.send(9);
-        process.wait(runtime_api::KILL_WAIT).await;
-        Ok(())
+        process.signal(Signal::KILL.number());
+        process
+            .wait(KILL_WAIT)
+            .await
+            .map(drop)
+            .ok_or_else(|| timeout(format!("stopping exec session {}", session.id), KILL_WAIT))
     }
 
     async fn exec_alive(&self, c: &ContainerDescription, session: &ExecSession) -> Result<bool> {
-        self.enter_feature(Feature::Exec, Operation::ExecAlive, "exec_alive", Some(c))
-            .await?;
+        self.enter(
+            Operation::ExecAlive,
+            Some(c),
+            Some((Feature::Exec, "exec_alive")),
+        )
+        .await?;
         Ok(self.session(c, &session.id)?.exit_code().is_none())
     }
 
@@ -633,17 +772,13 @@ impl OciRuntime for MockRuntime {
         session: &ExecSession,
         size: TerminalSize,
     ) -> Result<()> {
-        self.enter_feature(
-            Feature::ExecResizeTerminal,
+        self.enter(
             Operation::ExecResizeTerminal,
-            "exec_resize_terminal",
             Some(c),
+            Some((Feature::ExecResizeTerminal, "exec_resize_terminal")),
         )
         .await?;
-        let _ = self
-            .session(c, &session.id)?
-            .resizes
-            .send((size.rows, size.cols));
+        self.session(c, &session.id)?.resize(size.rows, size.cols);
         Ok(())
     }
 
@@ -652,18 +787,19 @@ impl OciRuntime for MockRuntime {
         c: &ContainerDescription,
         options: &CheckpointOptions,
     ) -> Result<Duration> {
-        self.enter_feature(
-            Feature::Checkpoint,
+        self.enter(
             Operation::Checkpoint,
-            "checkpoint",
             Some(c),
+            Some((Feature::Checkpoint, "checkpoint")),
         )
         .await?;
         options.validate()?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Running => Ok(Duration::ZERO),
-            _ => Err(not_running(c)),
-        })
+        self.apply(c, Event::Checkpoint, |_, container| {
+            if !options.leave_running && !options.pre_dump {
+                container.process.signal(Signal::KILL.number());
+            }
+        })?;
+        Ok(Duration::ZERO)
     }
 
     async fn restore(
@@ -672,10 +808,14 @@ impl OciRuntime for MockRuntime {
         restore: &RestoreOptions,
         options: CreateOptions,
     ) -> Result<CreatedContainer> {
-        self.enter_feature(Feature::Restore, Operation::Restore, "restore", Some(c))
-            .await?;
+        self.enter(
+            Operation::Restore,
+            Some(c),
+            Some((Feature::Restore, "restore")),
+        )
+        .await?;
         restore.validate()?;
-        self.create(c, options).await
+        self.create_container(c, &options)
     }
 
     async fn update_resources(
@@ -683,24 +823,20 @@ impl OciRuntime for MockRuntime {
         c: &ContainerDescription,
         _resources: &LinuxResources,
     ) -> Result<()> {
-        self.enter_feature(
-            Feature::UpdateResources,
+        self.enter(
             Operation::UpdateResources,
-            "update_resources",
             Some(c),
+            Some((Feature::UpdateResources, "update_resources")),
         )
         .await?;
-        self.with_container(c, |container| match container.status {
-            ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created => Ok(()),
-            _ => Err(not_running(c)),
-        })
+        self.apply(c, Event::Update, |_, _| ())
     }
 
     async fn info(&self) -> Result<RuntimeInfo> {
-        self.enter_feature(Feature::Info, Operation::Info, "info", None)
+        self.enter(Operation::Info, None, Some((Feature::Info, "info")))
             .await?;
-        Ok(RuntimeInfo::new(runtime_api::ComponentInfo::new(
-            "/dev/null",
+        Ok(RuntimeInfo::new(ComponentInfo::new(
+            "mock",
             format!("mock {}", env!("CARGO_PKG_VERSION")),
         )))
     }

@@ -1,89 +1,147 @@
-//! Copying a scripted process's output to an attach session's sinks (raw
-//! or in Docker's multiplexed frames) and the caller's stdin to it, until
-//! the output ends or the session is cancelled.
+//! One attach session of the mock: the process's output copied to the
+//! caller's sinks (raw, or in Docker's multiplexed frames), the caller's
+//! stdin copied to the process with the detach keys recognised as conmon's
+//! attach does, until the output ends, the client detaches or the session
+//! is cancelled. Container attach and attached exec share it.
 
+use std::sync::Arc;
+
+use attach::{encode_header, DetachKeys, DetachMatcher, MuxStream};
 use runtime_api::{AttachOptions, AttachOutcome, AttachStreams, Framing, Result, RuntimeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, oneshot};
 
-use super::process::{Output, ProcessHandle};
+use super::process::{Output, Process};
 
-/// Runs one attach session over `process`, whose output was subscribed to
-/// as `output` before anything could be missed.
+/// How the session's ends behave, from the container or exec it serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ends {
+    /// Everything goes to the stdout sink, never framed.
+    pub(crate) terminal: bool,
+    /// The process's stdin stays open when the client's input ends or it
+    /// detaches.
+    pub(crate) leave_stdin_open: bool,
+}
+
+/// Checks what an attach request can be checked for before anything runs:
+/// at least one stream, a known framing, parseable detach keys.
+pub(crate) fn validate(streams: &AttachStreams, options: &AttachOptions) -> Result<DetachKeys> {
+    if streams.is_empty() {
+        return Err(RuntimeError::InvalidArgument(
+            "attach needs at least one of stdin, stdout and stderr".into(),
+        ));
+    }
+    if !matches!(options.framing, Framing::Raw | Framing::Multiplexed) {
+        return Err(RuntimeError::InvalidArgument(format!(
+            "attach framing {:?} is not supported",
+            options.framing
+        )));
+    }
+    match options.detach_keys.as_deref() {
+        None => Ok(DetachKeys::default()),
+        Some(spec) => DetachKeys::parse(spec)
+            .map_err(|e| RuntimeError::InvalidArgument(format!("detach keys: {e}"))),
+    }
+}
+
+/// Runs one session over `process`, whose output was subscribed to as
+/// `output` before the process could write anything the caller expects.
 pub(crate) async fn pump(
-    process: &ProcessHandle,
+    process: Arc<Process>,
     mut output: broadcast::Receiver<Output>,
     streams: AttachStreams,
     options: AttachOptions,
-    terminal: bool,
+    keys: DetachKeys,
+    ends: Ends,
 ) -> Result<AttachOutcome> {
     let AttachStreams {
         stdin,
         mut stdout,
         mut stderr,
-        ..
     } = streams;
-    let io_error = |e: std::io::Error| RuntimeError::io("writing attach output", e);
-    let stdin_task = stdin.map(|mut reader| {
-        let sender = process.stdin.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => {
-                        let _ = sender.send(None);
-                        return;
-                    }
-                    Ok(n) => {
-                        if sender.send(Some(buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        })
+    let (detached_tx, mut detached) = oneshot::channel::<()>();
+    let stdin_task = stdin.map(|reader| {
+        tokio::spawn(copy_input(
+            reader,
+            Arc::clone(&process),
+            keys,
+            ends,
+            detached_tx,
+        ))
     });
-    let cancel = options.cancel.clone();
     if let Some(ready) = &options.ready {
         ready.set();
     }
+    let multiplexed = options.framing == Framing::Multiplexed && !ends.terminal;
+    // Set once the process exited: what is left in `output` is drained
+    // without waiting. The exit may come before the subscription saw the
+    // end of the output, when the process exited while the attach was
+    // being set up.
+    let mut exited = false;
+    let mut input_ended = false;
     let outcome = loop {
-        let chunk = tokio::select! {
-            chunk = output.recv() => chunk,
-            () = async {
-                match &cancel {
-                    Some(c) => c.cancelled().await,
-                    None => std::future::pending().await,
+        let chunk = if exited {
+            match output.try_recv() {
+                Ok(chunk) => Ok(chunk),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => {
+                    break AttachOutcome::StreamsEnded
                 }
-            } => break AttachOutcome::Cancelled,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                () = cancelled(&options) => break AttachOutcome::Cancelled,
+                keys = &mut detached, if !input_ended => match keys {
+                    Ok(()) => break AttachOutcome::Detached,
+                    // The input ended without the keys: nothing more to
+                    // wait for on this side.
+                    Err(_) => {
+                        input_ended = true;
+                        continue;
+                    }
+                },
+                chunk = output.recv() => chunk,
+                _ = process.exited() => {
+                    exited = true;
+                    continue;
+                }
+            }
         };
         let (stream, bytes) = match chunk {
-            Ok(Output::Stdout(b)) => (1u8, b),
-            Ok(Output::Stderr(b)) => (2u8, b),
-            Ok(Output::End) | Err(broadcast::error::RecvError::Closed) => {
-                break AttachOutcome::StreamsEnded
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
+            Ok(Output::Stdout(b)) => (MuxStream::Stdout, b),
+            Ok(Output::Stderr(b)) => (MuxStream::Stderr, b),
+            Ok(Output::End) | Err(RecvError::Closed) => break AttachOutcome::StreamsEnded,
+            Err(RecvError::Lagged(n)) => {
                 return Err(RuntimeError::io(
                     "reading the mock process's output",
-                    std::io::Error::other(format!("{n} chunks were lost")),
+                    std::io::Error::other(format!("the attach client fell {n} chunks behind")),
                 ))
             }
         };
-        let multiplexed = options.framing == Framing::Multiplexed && !terminal;
-        let sink = if multiplexed || terminal || stream == 1 {
+        let sink = if multiplexed || ends.terminal || stream == MuxStream::Stdout {
             stdout.as_mut()
         } else {
             stderr.as_mut()
         };
         let Some(sink) = sink else { continue };
+        let mut data = Vec::with_capacity(bytes.len() + 8);
         if multiplexed {
-            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes();
-            let header = [stream, 0, 0, 0, len[0], len[1], len[2], len[3]];
-            sink.write_all(&header).await.map_err(io_error)?;
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            data.extend_from_slice(&encode_header(stream, len));
         }
-        sink.write_all(&bytes).await.map_err(io_error)?;
-        sink.flush().await.map_err(io_error)?;
+        data.extend_from_slice(&bytes);
+        let written = async {
+            sink.write_all(&data).await?;
+            sink.flush().await
+        };
+        if written.await.is_err() {
+            // The caller's side is gone: for the container that is a
+            // detach, not the end of its output (as the conmon driver
+            // reports it).
+            break AttachOutcome::Detached;
+        }
     };
     if let Some(task) = stdin_task {
         task.abort();
@@ -92,4 +150,52 @@ pub(crate) async fn pump(
         let _ = sink.flush().await;
     }
     Ok(outcome)
+}
+
+async fn cancelled(options: &AttachOptions) {
+    match &options.cancel {
+        Some(cancel) => cancel.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Copies the client's input to the process until its end or the detach
+/// keys; either closes the process's stdin unless it is left open.
+async fn copy_input(
+    mut reader: runtime_api::InputStream,
+    process: Arc<Process>,
+    keys: DetachKeys,
+    ends: Ends,
+    detached: oneshot::Sender<()>,
+) {
+    let mut matcher = DetachMatcher::new(&keys);
+    let mut buf = vec![0u8; 8192];
+    let close = |process: &Process| {
+        if !ends.leave_stdin_open {
+            process.input(None);
+        }
+    };
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let held_back = matcher.finish();
+                if !held_back.is_empty() {
+                    process.input(Some(held_back));
+                }
+                close(&process);
+                return;
+            }
+            Ok(n) => {
+                let (forward, detach) = matcher.feed(&buf[..n]);
+                if !forward.is_empty() {
+                    process.input(Some(forward));
+                }
+                if detach {
+                    close(&process);
+                    let _ = detached.send(());
+                    return;
+                }
+            }
+        }
+    }
 }
