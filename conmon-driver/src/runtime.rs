@@ -49,6 +49,8 @@ pub struct ConmonRuntime {
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
     pub(crate) exec_terminal_support: OnceCell<bool>,
+    pub(crate) create_reservations:
+        std::sync::Arc<crate::lifecycle::reservation::CreateReservations>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
 }
 
@@ -97,6 +99,7 @@ impl ConmonRuntime {
             checkpoint_support: OnceCell::new(),
             update_support: OnceCell::new(),
             exec_terminal_support: OnceCell::new(),
+            create_reservations: Default::default(),
             exec_sessions: Default::default(),
         })
     }

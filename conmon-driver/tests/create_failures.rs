@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use conmon_driver::{ConmonRuntime, LaunchError, LaunchStage, MonitorOptions};
 use runtime_api::{ContainerId, CreateOptions, OciRuntime, RuntimeError};
-use testkit::{fake_conmon, fake_runtime, FakeConmonBehaviour, FakeRuntimeBehaviour};
+use testkit::{
+    fake_conmon, fake_runtime, fake_runtime_without_containers, FakeConmonBehaviour,
+    FakeRuntimeBehaviour,
+};
 
 #[test]
 fn a_missing_runtime_is_an_invalid_argument_naming_it() {
@@ -96,7 +99,7 @@ async fn a_runtime_failing_with_empty_stderr_is_the_eof_path() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let fake = fake_runtime(
+    let fake = fake_runtime_without_containers(
         dir.path(),
         "silent-rt",
         FakeRuntimeBehaviour::FailSilently { code: 1 },
@@ -124,15 +127,22 @@ async fn a_runtime_failing_with_empty_stderr_is_the_eof_path() {
         None => panic!("expected a LaunchError, got {err:?}"),
     }
     s.assert_nothing_left(&id);
-    // The launch deleted the container from the runtime on the way out.
+    // On the way out the launch asked the runtime whether its create made
+    // the container; told it does not exist, it deleted nothing (a delete
+    // by id could only hit someone else's container).
     let calls = testkit::recorded_calls(s.dir.path()).unwrap();
+    let create = calls
+        .iter()
+        .position(|c| c.first().map(String::as_str) == Some("create"))
+        .unwrap_or_else(|| panic!("no create in {calls:?}"));
+    assert_eq!(calls.last().unwrap(), &["state", id.as_str()], "{calls:?}");
+    assert!(create < calls.len() - 1, "{calls:?}");
     assert!(
-        calls
+        !calls
             .iter()
-            .any(|c| c.first().map(String::as_str) == Some("create")),
+            .any(|c| c.first().map(String::as_str) == Some("delete")),
         "{calls:?}"
     );
-    assert_eq!(calls.last().unwrap(), &["delete", "--force", id.as_str()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +151,7 @@ async fn a_runtime_error_log_line_is_classified() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let fake = fake_runtime(
+    let fake = fake_runtime_without_containers(
         dir.path(),
         "logging-rt",
         FakeRuntimeBehaviour::OciLogError {

@@ -19,11 +19,15 @@ use conmon_driver::{
 use runtime_api::{
     CheckpointOptions, CreateOptions, LinuxResources, OciRuntime, RestoreOptions, RuntimeError,
 };
-use testkit::{fake_runtime, recorded_calls, FakeRuntimeBehaviour};
+use testkit::{fake_runtime_without_containers, recorded_calls, FakeRuntimeBehaviour};
 
 fn recording_runtime(flags: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let fake = fake_runtime(dir.path(), "recorder", FakeRuntimeBehaviour::Succeed).unwrap();
+    // `state` says "does not exist", as for a fresh id, so creates pass
+    // their check; every other subcommand succeeds silently.
+    let fake =
+        fake_runtime_without_containers(dir.path(), "recorder", FakeRuntimeBehaviour::Succeed)
+            .unwrap();
     let mut config = config("recorder", dir.path());
     config.runtime_paths = vec![fake];
     config.runtime_flags = flags.iter().map(|f| f.to_string()).collect();

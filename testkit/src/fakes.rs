@@ -113,9 +113,39 @@ pub fn fake_runtime(
     name: &str,
     behaviour: FakeRuntimeBehaviour,
 ) -> Result<PathBuf, TestkitError> {
+    write_fake_runtime(dir, name, behaviour, false)
+}
+
+/// Like [`fake_runtime`], for a runtime that knows no container: `state`
+/// answers as runc does for an unknown id (`container does not exist` on
+/// stderr, exit 1), so a driver's check before create passes; every other
+/// subcommand behaves as `behaviour`.
+///
+/// # Errors
+///
+/// As [`fake_runtime`].
+pub fn fake_runtime_without_containers(
+    dir: &Path,
+    name: &str,
+    behaviour: FakeRuntimeBehaviour,
+) -> Result<PathBuf, TestkitError> {
+    write_fake_runtime(dir, name, behaviour, true)
+}
+
+fn write_fake_runtime(
+    dir: &Path,
+    name: &str,
+    behaviour: FakeRuntimeBehaviour,
+    state_says_gone: bool,
+) -> Result<PathBuf, TestkitError> {
     let dir = absolute(dir)?;
     let mut script = header("fake OCI runtime: records its argv, then misbehaves on purpose");
     script.extend_from_slice(&recorder(&dir.join(CALLS_LOG)));
+    if state_says_gone {
+        script.extend_from_slice(
+            b"for arg in \"$@\"; do\n  if [ \"$arg\" = state ]; then echo 'container does not exist' >&2; exit 1; fi\ndone\n",
+        );
+    }
     match behaviour {
         FakeRuntimeBehaviour::Succeed => script.extend_from_slice(b"exit 0\n"),
         FakeRuntimeBehaviour::Fail { message, code } => {

@@ -31,6 +31,7 @@ pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
 pub use error::TestkitError;
 pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{
-    fake_conmon, fake_runtime, recorded_calls, FakeConmonBehaviour, FakeRuntimeBehaviour,
+    fake_conmon, fake_runtime, fake_runtime_without_containers, recorded_calls,
+    FakeConmonBehaviour, FakeRuntimeBehaviour,
 };
 pub use guard::{find_binary, is_root, require, Need};

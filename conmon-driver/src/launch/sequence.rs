@@ -59,6 +59,32 @@ pub(crate) struct LaunchPlan<'a> {
     pub(crate) limit: Duration,
 }
 
+/// A launch abandoned after its start byte, owned by its background undo.
+pub(crate) struct AbandonedLaunch {
+    conmon: ConmonProcess,
+    sync: Option<SyncReader>,
+    deadline: Instant,
+    kill_wait: Duration,
+}
+
+impl AbandonedLaunch {
+    /// Lets the runtime's create run to its end (conmon reports on the
+    /// sync pipe, or closes it, within the launch's deadline), then kills
+    /// conmon and its monitor. Killing the monitor earlier would kill the
+    /// runtime's create half-way (conmon gives it a parent-death signal),
+    /// which can leave the runtime with state of the id that neither
+    /// `state` nor `delete` can see and that refuses the next create.
+    pub(crate) async fn end(mut self) {
+        if let Some(sync) = self.sync.as_mut() {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = sync.read_record(remaining).await {
+                debug!(error = %e, "the abandoned create's sync record");
+            }
+        }
+        self.conmon.kill_all(self.kill_wait).await;
+    }
+}
+
 /// A conmon that has been spawned and placed, waiting for its start byte.
 pub(crate) struct ConmonLaunch<'a> {
     rt: &'a ConmonRuntime,
@@ -276,6 +302,17 @@ impl<'a> ConmonLaunch<'a> {
     pub(crate) fn finish(mut self) -> Option<SyncReader> {
         self.conmon.disarm();
         self.sync.take()
+    }
+
+    /// The launch's future was dropped after the start byte: what it still
+    /// owns, so that its undo can finish in the background.
+    pub(crate) fn abandon(mut self) -> AbandonedLaunch {
+        AbandonedLaunch {
+            sync: self.sync.take(),
+            deadline: self.deadline,
+            kill_wait: self.rt.config.timeouts.kill_wait,
+            conmon: self.conmon,
+        }
     }
 
     /// Kills conmon and its monitor (the caller undoes the rest).

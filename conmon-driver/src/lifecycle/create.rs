@@ -1,14 +1,20 @@
 //! Creating a container: the checks before anything is touched (an id the
-//! runtime already knows is refused, handed fds are counted and made
-//! close-on-exec, reserved ports are bound), the container's files made
-//! fresh, then conmon's launch (`launch/sequence.rs`) with the container's
-//! argv, env and fds, one start byte and the pid on the sync pipe.
+//! runtime already knows is refused, and so is one it cannot answer for;
+//! handed fds are counted and made close-on-exec, reserved ports are
+//! bound), the container's files made fresh, then conmon's launch
+//! (`launch/sequence.rs`) with the container's argv, env and fds, one start
+//! byte and the pid on the sync pipe.
+//!
+//! The id is reserved (`reservation.rs`) from before the check until the
+//! create succeeded or its undo finished, so concurrent creates of one id
+//! run one after the other and the second finds the first's container.
 //!
 //! Any failure after the spawn kills conmon and its monitor, deletes the
-//! container from the runtime once it may exist, and removes the files the
-//! launch created; the error carries conmon's stderr and the runtime's
-//! error log message. A launch whose future is dropped half-way is undone
-//! the same way, in the background.
+//! container from the runtime once it may exist and is this launch's (the
+//! runtime reports this launch's bundle), and removes the files the launch
+//! created; the error carries conmon's stderr and the runtime's error log
+//! message. A launch whose future is dropped half-way is undone the same
+//! way, in the background, still holding the reservation.
 
 use std::os::fd::OwnedFd;
 
@@ -23,6 +29,7 @@ use crate::launch::argv::ConmonArgv;
 use crate::launch::env::ConmonEnv;
 use crate::launch::sequence::{ConmonLaunch, LaunchPlan};
 use crate::layout::ContainerLayout;
+use crate::lifecycle::reservation::Reservation;
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::{RuntimeCli, Subcommand};
 use crate::{ConmonCreated, MonitorOptions, NamedFd};
@@ -57,6 +64,8 @@ struct Launch<'a> {
     started: bool,
     /// Set once the launch succeeded or was undone.
     settled: bool,
+    /// The id's reservation, handed to the undo when there is one.
+    reservation: Option<Reservation>,
 }
 
 pub(crate) async fn create(
@@ -129,8 +138,19 @@ pub(crate) async fn create(
     // the create with nothing to undo.
     let port_sockets = crate::launch::ports::bind_ports(&reserved_ports)?;
 
+    // Held until this create succeeded or its undo finished: another create
+    // of the id cannot pass the check below meanwhile.
+    let reservation = rt
+        .create_reservations
+        .reserve(
+            container.id(),
+            rt.config.timeouts.create + rt.config.timeouts.delete,
+        )
+        .await?;
+
     // Everything below removes or replaces files of this id: a container
-    // the runtime still knows must not lose them.
+    // the runtime still knows must not lose them, and a runtime that cannot
+    // say whether it knows it is not taken for a no.
     match rt.cli.state(container.id(), rt.config.timeouts.state).await {
         Ok(state_probe::StateProbe::Present(_)) => {
             return Err(RuntimeError::AlreadyExists {
@@ -138,8 +158,9 @@ pub(crate) async fn create(
             })
         }
         Ok(state_probe::StateProbe::Gone) => {}
-        // A runtime that cannot answer gets to refuse the id itself.
-        Err(e) => debug!(container = %container.id(), error = %e, "state probe before create"),
+        // The runtime's own error (its timeout, its failure) says why;
+        // nothing was changed.
+        Err(e) => return Err(e),
     }
 
     let layout = ContainerLayout::new(&rt.config, container);
@@ -172,6 +193,7 @@ pub(crate) async fn create(
         launch: None,
         started: false,
         settled: false,
+        reservation: Some(reservation),
     };
     let handed = HandedFds {
         pass: pass_fds,
@@ -295,29 +317,56 @@ impl Launch<'_> {
 /// background task when the launch's future was dropped.
 struct Undo {
     cli: RuntimeCli,
+    state_limit: std::time::Duration,
     delete_limit: std::time::Duration,
     id: runtime_api::ContainerId,
+    bundle: std::path::PathBuf,
     started: bool,
     files: ContainerLayout,
     run_dir: Option<std::path::PathBuf>,
+    /// Released when the undo is done, not before.
+    _reservation: Option<Reservation>,
 }
 
 impl Undo {
-    fn of(launch: &Launch<'_>) -> Self {
+    fn of(launch: &mut Launch<'_>) -> Self {
         Self {
             cli: launch.rt.cli.clone(),
+            state_limit: launch.rt.config.timeouts.state,
             delete_limit: launch.rt.config.timeouts.delete,
             id: launch.container.id().clone(),
+            bundle: launch.container.bundle().to_path_buf(),
             started: launch.started,
             files: launch.layout.clone(),
             run_dir: launch
                 .created_run_dir
                 .then(|| launch.container.run_dir().to_path_buf()),
+            _reservation: launch.reservation.take(),
+        }
+    }
+
+    /// Whether the runtime's container of this id is the one this launch
+    /// made: the runtime knows it with this launch's bundle (or names no
+    /// bundle). A container of the id made from another bundle, by another
+    /// engine sharing the runtime's state root, is left alone.
+    async fn made_by_this_launch(&self) -> bool {
+        match self.cli.state(&self.id, self.state_limit).await {
+            Ok(state_probe::StateProbe::Gone) => false,
+            Ok(state_probe::StateProbe::Present(state)) => match state.bundle {
+                None => true,
+                Some(bundle) => same_path(&bundle, &self.bundle),
+            },
+            // Unknown: the id was free when this create checked, and this
+            // driver lets no other create of it run meanwhile.
+            Err(e) => {
+                debug!(container = %self.id, error = %e, "state probe in the undo of a create");
+                true
+            }
         }
     }
 
     async fn run(self) {
-        if self.started {
+        if self.started && self.made_by_this_launch().await {
             if let Err(e) = self
                 .cli
                 .run(Subcommand::DeleteForce(&self.id), self.delete_limit)
@@ -335,17 +384,39 @@ impl Undo {
     }
 }
 
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 impl Drop for Launch<'_> {
-    /// A create whose future was dropped: conmon is killed by its own drop
-    /// (it would otherwise treat the closed start pipe as "go"); the rest of
-    /// the undo runs in the background when a tokio runtime is there.
+    /// A create whose future was dropped. Before the start byte, conmon is
+    /// killed by its own drop (it would otherwise treat the closed start
+    /// pipe as "go"). After it, the runtime's create is let finish, then
+    /// conmon is killed. The undo runs in the background when a tokio
+    /// runtime is there, holding the id's reservation until it is done.
     fn drop(&mut self) {
         if self.settled {
             return;
         }
         let undo = Undo::of(self);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(undo.run());
+            // Before the start byte conmon has run nothing: dropping the
+            // launch kills it. After, the runtime's create may be under way.
+            let abandoned = self
+                .launch
+                .take()
+                .filter(|_| self.started)
+                .map(ConmonLaunch::abandon);
+            handle.spawn(async move {
+                if let Some(launch) = abandoned {
+                    launch.end().await;
+                }
+                undo.run().await;
+            });
         } else {
             warn!(container = %undo.id, "an abandoned create could not be undone: no runtime");
         }

@@ -10,6 +10,7 @@ pub(crate) mod features;
 pub(crate) mod kill;
 pub(crate) mod notify;
 pub(crate) mod pause;
+pub(crate) mod reservation;
 pub(crate) mod resize;
 pub(crate) mod start;
 pub(crate) mod status;
