@@ -125,7 +125,7 @@ pub async fn reopen_log(ctl_path: &Path, limit: Duration) -> Result<(), AttachEr
 
 /// Opens the FIFO (retrying until a reader exists) and writes `line` once.
 async fn write_ctl_line(ctl_path: &Path, line: &str, limit: Duration) -> Result<(), AttachError> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
     let file = open_when_read(ctl_path, deadline, limit).await?;
     let meta = file.metadata().map_err(|e| {
         AttachError::io(format!("inspecting control FIFO {}", ctl_path.display()), e)
@@ -238,6 +238,14 @@ fn register_writable(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // `AsyncFd` does after deregistering. Nothing else closes it meanwhile.
     let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) };
     registered.map_err(io::Error::from)
+}
+
+/// `limit` from now; a limit too large to represent (`Duration::MAX`)
+/// means no deadline in practice rather than a panic.
+fn deadline_after(limit: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 #[cfg(test)]

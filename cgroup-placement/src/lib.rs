@@ -134,7 +134,7 @@ async fn place_systemd(
     bus: Option<&zbus::Connection>,
     limit: Duration,
 ) -> Result<(), PlacementError> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
     let owned;
     let conn = match bus {
         Some(conn) => conn,
@@ -146,4 +146,12 @@ async fn place_systemd(
     let remaining = deadline.saturating_duration_since(Instant::now());
     // podman sends no Description; the empty string keeps the call identical.
     place_in_systemd_scope(conn, unit, slice, pid, "", remaining).await
+}
+
+/// `limit` from now; a limit too large to represent (`Duration::MAX`)
+/// means no deadline in practice rather than a panic.
+pub(crate) fn deadline_after(limit: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -16,6 +16,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::Connection;
 
+use crate::deadline_after;
 use crate::error::PlacementError;
 
 /// The bus name of the systemd manager.
@@ -63,7 +64,7 @@ pub async fn connect_bus(rootless: bool, limit: Duration) -> Result<Connection, 
     };
     let operation = format!("connecting to the {which} bus");
     let builder = builder.map_err(bus_error(&operation))?;
-    bounded(Instant::now() + limit, limit, &operation, builder.build()).await
+    bounded(deadline_after(limit), limit, &operation, builder.build()).await
 }
 
 /// Connects to the bus at `address` (e.g. `unix:path=/tmp/x/bus`), bounded
@@ -71,7 +72,7 @@ pub async fn connect_bus(rootless: bool, limit: Duration) -> Result<Connection, 
 pub async fn connect_address(address: &str, limit: Duration) -> Result<Connection, PlacementError> {
     let operation = format!("connecting to {address}");
     let builder = zbus::connection::Builder::address(address).map_err(bus_error(&operation))?;
-    bounded(Instant::now() + limit, limit, &operation, builder.build()).await
+    bounded(deadline_after(limit), limit, &operation, builder.build()).await
 }
 
 /// Creates the transient scope `unit` in `slice` holding `pid`, and returns
@@ -98,7 +99,7 @@ pub async fn place_in_systemd_scope(
     description: &str,
     limit: Duration,
 ) -> Result<(), PlacementError> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
 
     let proxy_op = "creating the systemd manager proxy";
     let proxy: zbus::Proxy<'static> = bounded(

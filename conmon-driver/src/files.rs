@@ -51,8 +51,9 @@ pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RuntimeError> {
 /// Reads a pidfile: decimal, surrounding whitespace tolerated. `Ok(None)`
 /// when the file does not exist.
 pub(crate) fn read_pidfile(path: &Path) -> Result<Option<i32>, RuntimeError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse::<i32>().map(Some).map_err(|_| {
+    match read_small_untrusted(path) {
+        Ok(None) => Ok(None),
+        Ok(Some(text)) => parse_pid(&text).map(Some).ok_or_else(|| {
             RuntimeError::io(
                 format!("reading pidfile {}", path.display()),
                 std::io::Error::new(
@@ -61,12 +62,33 @@ pub(crate) fn read_pidfile(path: &Path) -> Result<Option<i32>, RuntimeError> {
                 ),
             )
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(RuntimeError::io(
             format!("reading pidfile {}", path.display()),
             e,
         )),
     }
+}
+
+/// A positive decimal pid: 0 and negative values name no single process
+/// (`kill` would signal a process group or every process).
+fn parse_pid(text: &str) -> Option<i32> {
+    text.trim().parse::<i32>().ok().filter(|pid| *pid > 0)
+}
+
+/// The most read of a pidfile: a pid is at most 11 characters; the rest
+/// of a larger file is junk and makes the parse fail.
+const MAX_PIDFILE: u64 = 64;
+
+/// Reads at most [`MAX_PIDFILE`] bytes of a file a runtime or a container
+/// may have replaced (see [`state_probe::open_untrusted_file`]).
+fn read_small_untrusted(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let Some(file) = state_probe::open_untrusted_file(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_PIDFILE).read_to_end(&mut bytes)?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Creates `dir` and its parents with `mode` (applied even under a umask).
@@ -78,4 +100,41 @@ pub(crate) fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), RuntimeE
         .create(dir)
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)))
         .map_err(|e| RuntimeError::io(format!("creating directory {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pidfile_holds_one_positive_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pidfile");
+        for (content, expected) in [("42", Some(42)), (" 7\n", Some(7))] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_pidfile(&path).unwrap(), expected, "{content:?}");
+        }
+        for junk in ["0", "-1", "-42", "abc", "", "99999999999"] {
+            std::fs::write(&path, junk).unwrap();
+            assert!(read_pidfile(&path).is_err(), "{junk:?}");
+        }
+        assert_eq!(read_pidfile(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_pidfile_replaced_by_a_symlink_or_a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "42").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(read_pidfile(&link).is_err());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(read_pidfile(&fifo).is_err());
+        // A huge file is read only up to the cap, and is not a pid.
+        let huge = dir.path().join("huge");
+        std::fs::write(&huge, "1".repeat(1 << 20)).unwrap();
+        assert!(read_pidfile(&huge).is_err());
+    }
 }

@@ -189,7 +189,7 @@ impl RuntimeCli {
     ) -> Result<StateProbe, RuntimeError> {
         let cmd = self.command(Subcommand::State(id));
         let rendered = state_probe::render_command(&cmd);
-        state_probe::probe_state(cmd, limit)
+        state_probe::probe_state(cmd, id.as_str(), limit)
             .await
             .map_err(|e| from_probe(&rendered, e))
     }

@@ -254,3 +254,35 @@ async fn works_through_an_arc_dyn_oci_runtime() {
     };
     assert_eq!(task.await.unwrap().unwrap(), 0);
 }
+
+/// `Duration::MAX` as a timeout means "no deadline", never an overflow
+/// panic: in the configuration (the launch's deadline) and in calls (wait,
+/// stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_timeouts_mean_no_deadline_not_a_panic() {
+    if !need_runc() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("runc", dir.path());
+    config.timeouts.create = Duration::MAX;
+    config.timeouts.placement = Duration::MAX;
+    let s = setup_with(config, dir);
+    let id = unique_id("forever");
+    let b = bundle(&[
+        "sh",
+        "-c",
+        "trap 'exit 9' TERM; while :; do sleep 0.05; done",
+    ]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    s.runtime.start(&c).await.unwrap();
+    s.runtime.stop(&c, Duration::MAX, false).await.unwrap();
+    assert_eq!(s.runtime.wait(&c, Duration::MAX).await.unwrap(), 9);
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}

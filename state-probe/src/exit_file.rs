@@ -7,7 +7,7 @@
 //! an inotify event rather than by polling.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
@@ -46,9 +46,9 @@ pub struct ExitRecord {
 ///   atomically, so an empty one is corrupt rather than half written.
 /// - [`ProbeError::Io`] when the file exists but cannot be read.
 pub fn read_exit_file(path: &Path) -> Result<Option<ExitRecord>, ProbeError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    let file = match crate::untrusted::open_untrusted_file(path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
         Err(e) => {
             return Err(ProbeError::io(
                 format!("opening exit file {}", path.display()),

@@ -66,7 +66,7 @@ pub async fn wait_for_exit(pid: i32, limit: Duration) -> Result<bool, ProbeError
 /// checks the pid at growing intervals until it is gone, a zombie, or
 /// `limit` has passed.
 async fn poll_until_gone(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
     let mut interval = Duration::from_millis(1);
     loop {
         if !alive(pid) || is_zombie(pid) {
@@ -233,8 +233,25 @@ fn pidfd_send_signal(fd: BorrowedFd<'_>, signo: i32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// `limit` from now; a limit too large to represent (`Duration::MAX`)
+/// means no deadline in practice rather than a panic.
+pub fn deadline_after(limit: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_deadline_past_what_an_instant_can_hold_saturates() {
+        let now = Instant::now();
+        let far = deadline_after(std::time::Duration::MAX);
+        assert!(far > now + std::time::Duration::from_secs(365 * 24 * 3600));
+        assert!(deadline_after(std::time::Duration::ZERO) >= now);
+    }
+
     use super::*;
 
     #[tokio::test]

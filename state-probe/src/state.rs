@@ -125,11 +125,16 @@ pub fn parse_state(json: &[u8]) -> Result<RuntimeState, ProbeError> {
     })
 }
 
-/// Interprets a finished `state` call.
+/// Interprets a finished `state` call of container `id`.
 ///
-/// Success: stdout is parsed with [`parse_state`]. Failure whose stderr says
-/// `does not exist` or `No such file` (runc: `container does not exist`):
-/// [`StateProbe::Gone`].
+/// Success: stdout is parsed with [`parse_state`]. A failure is
+/// [`StateProbe::Gone`] only when stderr says the *container* is missing:
+/// runc's `container does not exist`, runsc's `loading container: file does
+/// not exist`, or `does not exist` / `No such file` next to the id itself
+/// (crun: ``error opening file `/run/crun/ID/status`: No such file or
+/// directory``). Any other failure, such as the runtime failing to load a
+/// shared library ("No such file or directory" about the library), is an
+/// error: it must never be taken for an absent container.
 ///
 /// # Errors
 ///
@@ -137,6 +142,7 @@ pub fn parse_state(json: &[u8]) -> Result<RuntimeState, ProbeError> {
 ///   the exit code and the trimmed stderr.
 /// - The errors of [`parse_state`] for unparsable output.
 pub fn interpret_state_output(
+    id: &str,
     command: &str,
     out: &CapturedOutput,
 ) -> Result<StateProbe, ProbeError> {
@@ -144,7 +150,7 @@ pub fn interpret_state_output(
         return parse_state(&out.stdout).map(StateProbe::Present);
     }
     let stderr = out.stderr_text();
-    if stderr.contains("does not exist") || stderr.contains("No such file") {
+    if says_container_missing(id, &stderr) {
         return Ok(StateProbe::Gone);
     }
     Err(ProbeError::CommandFailed {
@@ -154,17 +160,51 @@ pub fn interpret_state_output(
     })
 }
 
+/// Whether a runtime's stderr says container `id` does not exist.
+fn says_container_missing(id: &str, stderr: &str) -> bool {
+    const CONTAINER_MISSING: [&str; 2] = [
+        // runc, youki
+        "container does not exist",
+        // runsc
+        "loading container: file does not exist",
+    ];
+    if CONTAINER_MISSING.iter().any(|m| stderr.contains(m)) {
+        return true;
+    }
+    let missing = stderr.contains("does not exist") || stderr.contains("No such file");
+    missing && mentions_id(stderr, id)
+}
+
+/// Whether `text` holds `id` as a whole word of a message or path: not
+/// inside a longer name.
+fn mentions_id(text: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    text.match_indices(id).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + id.len()..].chars().next();
+        !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+    })
+}
+
 /// Runs `cmd`, already built by the caller as
-/// `RUNTIME [global flags] state ID`, with [`run_bounded`] and interprets
-/// its output with [`interpret_state_output`].
+/// `RUNTIME [global flags] state ID` for container `id`, with
+/// [`run_bounded`] and interprets its output with
+/// [`interpret_state_output`].
 ///
 /// # Errors
 ///
 /// Those of [`run_bounded`] and [`interpret_state_output`].
-pub async fn probe_state(cmd: Command, limit: Duration) -> Result<StateProbe, ProbeError> {
+pub async fn probe_state(
+    cmd: Command,
+    id: &str,
+    limit: Duration,
+) -> Result<StateProbe, ProbeError> {
     let command = render_command(&cmd);
     let out = run_bounded(cmd, limit).await?;
-    interpret_state_output(&command, &out)
+    interpret_state_output(id, &command, &out)
 }
 
 #[cfg(test)]

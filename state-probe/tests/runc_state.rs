@@ -45,7 +45,7 @@ async fn runc_state_of_an_unknown_container_is_gone() {
     cmd.arg("--root")
         .arg(root.path())
         .args(["state", "no-such-container-xyz"]);
-    let probe = probe_state(cmd, Duration::from_secs(30))
+    let probe = probe_state(cmd, "no-such-container-xyz", Duration::from_secs(30))
         .await
         .expect("runc answers");
     assert_eq!(probe, StateProbe::Gone);

@@ -124,7 +124,7 @@ fn captured(code: i32, stdout: &str, stderr: &str) -> CapturedOutput {
 #[test]
 fn interpret_success_parses_stdout() {
     let out = captured(0, &runc_output("running", 99), "");
-    match interpret_state_output("runc state abc", &out) {
+    match interpret_state_output("abc", "runc state abc", &out) {
         Ok(StateProbe::Present(state)) => {
             assert_eq!(state.pid, 99);
             assert_eq!(state.status, RuntimeStatus::Running);
@@ -139,11 +139,35 @@ fn interpret_does_not_exist_as_gone() {
         "container \"abc\" does not exist\n",
         "time=\"2026-11-28T22:00:55Z\" level=error msg=\"container does not exist\"\n",
         "open /run/runc/abc/state.json: No such file or directory",
+        "loading container: file does not exist",
+        "error opening file `/run/crun/abc/status`: No such file or directory",
     ] {
         let out = captured(1, "", stderr);
         assert_eq!(
-            interpret_state_output("runc state abc", &out).expect(stderr),
+            interpret_state_output("abc", "runc state abc", &out).expect(stderr),
             StateProbe::Gone
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_that_is_not_the_container_is_an_error() {
+    for stderr in [
+        // The runtime itself cannot start.
+        "runc: error while loading shared libraries: libseccomp.so.2: cannot open shared object file: No such file or directory",
+        // Another container's files.
+        "open /run/runc/abcd/state.json: No such file or directory",
+        "open /run/runc/xabc/state.json: No such file or directory",
+        // Something else that does not exist.
+        "the state directory /run/runc does not exist",
+    ] {
+        let out = captured(1, "", stderr);
+        assert!(
+            matches!(
+                interpret_state_output("abc", "runc state abc", &out),
+                Err(ProbeError::CommandFailed { .. })
+            ),
+            "{stderr}"
         );
     }
 }
@@ -151,7 +175,7 @@ fn interpret_does_not_exist_as_gone() {
 #[test]
 fn interpret_other_failures_as_command_failed() {
     let out = captured(2, "", "  permission denied\n");
-    match interpret_state_output("runc state abc", &out) {
+    match interpret_state_output("abc", "runc state abc", &out) {
         Err(ProbeError::CommandFailed {
             command,
             status,
@@ -169,7 +193,7 @@ fn interpret_other_failures_as_command_failed() {
         stderr: Vec::new(),
     };
     assert!(matches!(
-        interpret_state_output("runc state abc", &killed),
+        interpret_state_output("abc", "runc state abc", &killed),
         Err(ProbeError::CommandFailed { status: None, .. })
     ));
 }
@@ -178,7 +202,7 @@ fn interpret_other_failures_as_command_failed() {
 fn interpret_success_with_garbage_is_invalid_state() {
     let out = captured(0, "not json", "");
     assert!(matches!(
-        interpret_state_output("runc state abc", &out),
+        interpret_state_output("abc", "runc state abc", &out),
         Err(ProbeError::InvalidState { .. })
     ));
 }
@@ -208,5 +232,44 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
+    }
+}
+
+proptest! {
+    #[test]
+    fn interpret_never_panics_and_failures_without_a_missing_word_are_errors(
+        code in 1i32..255,
+        stdout in proptest::collection::vec(any::<u8>(), 0..256),
+        stderr in ".{0,200}",
+        id in "[a-z0-9][a-z0-9_.-]{0,20}",
+    ) {
+        let out = CapturedOutput {
+            status: ExitStatus::from_raw(code << 8),
+            stdout,
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        let answer = interpret_state_output(&id, "rt state", &out);
+        if !stderr.contains("does not exist") && !stderr.contains("No such file") {
+            prop_assert!(matches!(answer, Err(ProbeError::CommandFailed { .. })), "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_gone_only_when_it_names_the_container(
+        id in "[a-z0-9]{3,12}",
+        other in "[a-z0-9]{3,12}",
+    ) {
+        prop_assume!(!other.contains(&id));
+        let about = |name: &str| CapturedOutput {
+            status: ExitStatus::from_raw(1 << 8),
+            stdout: Vec::new(),
+            stderr: format!("open /run/rt/{name}/state.json: No such file or directory").into_bytes(),
+        };
+        prop_assert_eq!(
+            interpret_state_output(&id, "rt state", &about(&id)).ok(),
+            Some(StateProbe::Gone)
+        );
+        let answer = interpret_state_output(&id, "rt state", &about(&other));
+        prop_assert!(matches!(answer, Err(ProbeError::CommandFailed { .. })), "{:?}", answer);
     }
 }

@@ -78,6 +78,29 @@ struct WireEntry {
     msg: String,
 }
 
+/// Opens the log without following a symlink put in its place and without
+/// blocking on a FIFO; anything but a regular file is refused. `Ok(None)`
+/// when it does not exist.
+fn open_regular_nofollow(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(Some(file))
+}
+
 /// Reads a runtime's `--log-format=json` log (one JSON object per line:
 /// `{"level","msg","time"}`) and returns the last entry whose level is
 /// `error`, `fatal` or `panic` (any case). Lines that are not such JSON are
@@ -93,9 +116,9 @@ pub fn read_oci_error(path: &Path) -> Result<Option<OciLogEntry>, SyncPipeError>
         path: path.to_path_buf(),
         source,
     };
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    let mut file = match open_regular_nofollow(path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
         Err(e) => return Err(fail(e)),
     };
     let len = file.metadata().map_err(fail)?.len();

@@ -148,3 +148,23 @@ fn a_line_cut_by_the_window_is_skipped() {
     let file = log_file(&contents);
     assert_eq!(read_oci_error(Path::new(file.path())).unwrap(), None);
 }
+
+#[test]
+fn a_log_replaced_by_a_symlink_or_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::write(&real, "{\"level\":\"error\",\"msg\":\"x\"}\n").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    assert!(matches!(
+        read_oci_error(&link),
+        Err(SyncPipeError::OciLog { .. })
+    ));
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert!(matches!(
+        read_oci_error(&fifo),
+        Err(SyncPipeError::OciLog { .. })
+    ));
+    assert!(read_oci_error(&real).unwrap().is_some());
+}

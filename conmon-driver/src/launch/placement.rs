@@ -79,7 +79,7 @@ pub(crate) async fn place_conmon(
         );
     };
     let limit = config.timeouts.placement;
-    let deadline = Instant::now() + limit;
+    let deadline = state_probe::deadline_after(limit);
     let bus = match (&decided, &config.systemd_bus_address) {
         (Placement::SystemdScope { .. }, Some(address)) => {
             match cgroup_placement::connect_address(address, limit).await {

@@ -108,7 +108,7 @@ impl<'a> ConmonLaunch<'a> {
         c: &'a ContainerDescription,
         plan: LaunchPlan<'_>,
     ) -> Result<ConmonLaunch<'a>, RuntimeError> {
-        let deadline = Instant::now() + plan.limit;
+        let deadline = state_probe::deadline_after(plan.limit);
         let pipe_error = |e: SyncPipeError| {
             LaunchError::new(LaunchStage::Spawn, e.to_string(), String::new())
                 .into_runtime_error(plan.cuuid)
