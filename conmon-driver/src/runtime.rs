@@ -49,6 +49,8 @@ pub struct ConmonRuntime {
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
     pub(crate) exec_terminal_support: OnceCell<bool>,
+    /// One inotify instance for every wait on a container's exit file.
+    pub(crate) exit_watcher: state_probe::ExitWatcher,
     pub(crate) create_reservations:
         std::sync::Arc<crate::lifecycle::reservation::CreateReservations>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
@@ -100,6 +102,7 @@ impl ConmonRuntime {
             update_support: OnceCell::new(),
             exec_terminal_support: OnceCell::new(),
             create_reservations: Default::default(),
+            exit_watcher: Default::default(),
             exec_sessions: Default::default(),
         })
     }

@@ -53,8 +53,13 @@ impl CapturedOutput {
 ///
 /// - [`ProbeError::Spawn`] when the program cannot be started.
 /// - [`ProbeError::Timeout`] when `limit` passes first; the child has then
-///   been sent `SIGKILL` and reaped.
+///   been sent `SIGKILL` and reaped (or, stuck in the kernel, left to tokio
+///   to reap after a bounded wait).
 /// - [`ProbeError::Io`] when reading a pipe or waiting for the child fails.
+///
+/// Once the child exited, its pipes are read for at most half a second
+/// more: a grandchild that inherited them (a daemon it started) cannot turn
+/// a finished command into a timeout, and the output read so far is kept.
 ///
 /// A non-zero exit status is not an error here: look at
 /// [`CapturedOutput::status`].
@@ -70,58 +75,98 @@ pub async fn run_bounded(mut cmd: Command, limit: Duration) -> Result<CapturedOu
     })?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let deadline = crate::pid::deadline_after(limit);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
 
-    let finished = tokio::time::timeout(limit, async {
-        tokio::join!(
-            read_capped(stdout, OUTPUT_CAP),
-            read_capped(stderr, OUTPUT_CAP),
-            child.wait(),
-        )
-    })
-    .await;
+    let ended = {
+        let reads = std::pin::pin!(async {
+            tokio::join!(
+                read_capped(stdout, &mut out, OUTPUT_CAP),
+                read_capped(stderr, &mut err, OUTPUT_CAP),
+            )
+        });
+        wait_and_drain(&mut child, reads, deadline).await
+    };
 
-    match finished {
-        Ok((stdout, stderr, status)) => {
+    match ended {
+        Some((status, reads)) => {
             let status =
                 status.map_err(|e| ProbeError::io(format!("waiting for `{command}`"), e))?;
-            let stdout =
-                stdout.map_err(|e| ProbeError::io(format!("reading stdout of `{command}`"), e))?;
-            let stderr =
-                stderr.map_err(|e| ProbeError::io(format!("reading stderr of `{command}`"), e))?;
+            if let Some((read_out, read_err)) = reads {
+                read_out
+                    .map_err(|e| ProbeError::io(format!("reading stdout of `{command}`"), e))?;
+                read_err
+                    .map_err(|e| ProbeError::io(format!("reading stderr of `{command}`"), e))?;
+            }
             Ok(CapturedOutput {
                 status,
-                stdout,
-                stderr,
+                stdout: out,
+                stderr: err,
             })
         }
-        Err(_elapsed) => {
-            // `start_kill` fails only when the child was already reaped by
-            // the `wait` above, in which case there is nothing left to kill.
+        None => {
+            // `start_kill` fails only when the child was already reaped, in
+            // which case there is nothing left to kill. Reaping is bounded
+            // too: a child stuck in the kernel must not hang the caller
+            // (tokio reaps it later).
             let _ = child.start_kill();
-            child
-                .wait()
-                .await
-                .map_err(|e| ProbeError::io(format!("reaping `{command}` after timeout"), e))?;
+            let _ = tokio::time::timeout(REAP_AFTER_KILL, child.wait()).await;
             Err(ProbeError::Timeout { command, limit })
         }
     }
 }
 
-/// Reads `reader` to its end, keeping at most `cap` bytes and discarding
-/// the rest. A missing reader yields an empty buffer.
+/// How long a killed child is awaited after a timeout.
+const REAP_AFTER_KILL: Duration = Duration::from_secs(5);
+
+/// How long the output pipes are still read once the child exited. A
+/// grandchild that inherited them (a daemon the command started) may hold
+/// them open indefinitely; the command's own output is in them by then.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+type Reads = (std::io::Result<()>, std::io::Result<()>);
+
+/// Waits for the child's exit and its pipes' end until `deadline`. `None`
+/// when the deadline passed before the child exited. When the child exited
+/// but its pipes stay open past [`DRAIN_AFTER_EXIT`], the reads are given
+/// up (`Some((status, None))`) and what they read so far is kept.
+async fn wait_and_drain(
+    child: &mut tokio::process::Child,
+    mut reads: std::pin::Pin<&mut impl std::future::Future<Output = Reads>>,
+    deadline: tokio::time::Instant,
+) -> Option<(std::io::Result<std::process::ExitStatus>, Option<Reads>)> {
+    let mut finished_reads = None;
+    let status = loop {
+        tokio::select! {
+            done = reads.as_mut(), if finished_reads.is_none() => finished_reads = Some(done),
+            status = child.wait() => break status,
+            () = tokio::time::sleep_until(deadline) => return None,
+        }
+    };
+    if finished_reads.is_none() {
+        let drain = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(DRAIN_AFTER_EXIT);
+        finished_reads = tokio::time::timeout(drain, reads.as_mut()).await.ok();
+    }
+    Some((status, finished_reads))
+}
+
+/// Reads `reader` to its end into `kept`, keeping at most `cap` bytes and
+/// discarding the rest. A missing reader reads nothing.
 async fn read_capped<R: AsyncRead + Unpin>(
     reader: Option<R>,
+    kept: &mut Vec<u8>,
     cap: usize,
-) -> std::io::Result<Vec<u8>> {
+) -> std::io::Result<()> {
     let Some(mut reader) = reader else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut kept = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = reader.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(kept);
+            return Ok(());
         }
         let room = cap.saturating_sub(kept.len());
         kept.extend_from_slice(&chunk[..n.min(room)]);

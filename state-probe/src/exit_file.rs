@@ -6,20 +6,14 @@
 //! finished. This module reads such a file, and waits for one to appear on
 //! an inotify event rather than by polling.
 
-use std::ffi::OsStr;
 use std::fs::Metadata;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
 use crate::error::ProbeError;
+use crate::exit_watch::ExitWatcher;
 
 /// The most bytes of an exit file that are read; a longer file is not an
 /// exit file, and its start is quoted in the error.
@@ -99,6 +93,8 @@ pub(crate) fn ctime(metadata: &Metadata) -> SystemTime {
 /// on the parent directory *before* checking whether the file already
 /// exists, so a file written between the check and the wait is not missed.
 /// The inotify descriptor is awaited through tokio's reactor; nothing polls.
+/// This call uses an inotify instance of its own; many concurrent waits
+/// should share one through an [`ExitWatcher`].
 ///
 /// A file that is seen right after `IN_CREATE` but is still empty (created,
 /// not yet written) is waited on until it is closed or replaced.
@@ -112,139 +108,5 @@ pub(crate) fn ctime(metadata: &Metadata) -> SystemTime {
 /// - [`ProbeError::Io`] when the parent directory cannot be watched (e.g.
 ///   it does not exist) or is removed while waiting.
 pub async fn wait_for_exit_file(path: &Path, limit: Duration) -> Result<ExitRecord, ProbeError> {
-    let waiting = async {
-        let watch = DirWatch::new(path)?;
-        if let Some(record) = read_exit_file(path)? {
-            return Ok(record);
-        }
-        watch.next_record(path).await
-    };
-    tokio::time::timeout(limit, waiting)
-        .await
-        .unwrap_or_else(|_elapsed| {
-            Err(ProbeError::Timeout {
-                command: format!("waiting for exit file {}", path.display()),
-                limit,
-            })
-        })
-}
-
-/// An inotify instance watching the directory an exit file will appear in.
-struct DirWatch {
-    fd: AsyncFd<InotifyFd>,
-    dir: std::path::PathBuf,
-}
-
-/// Lets tokio register the inotify descriptor with its reactor.
-struct InotifyFd(Inotify);
-
-impl AsRawFd for InotifyFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
-
-/// Registers an inotify instance with tokio's reactor for readability.
-#[allow(unsafe_code)]
-fn register_inotify(fd: InotifyFd) -> io::Result<AsyncFd<InotifyFd>> {
-    // SAFETY: the AsyncFd takes ownership of the Inotify, which owns its
-    // descriptor (an OwnedFd that is never replaced), so the descriptor stays
-    // open and names the same file description until the AsyncFd is dropped,
-    // and `as_raw_fd` always returns that same number.
-    Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?)
-}
-
-impl DirWatch {
-    fn new(path: &Path) -> Result<Self, ProbeError> {
-        let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => Path::new(".").to_path_buf(),
-        };
-        let context = || {
-            format!(
-                "watching {} for exit file {}",
-                dir.display(),
-                path.display()
-            )
-        };
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| ProbeError::io(context(), e))?;
-        inotify
-            .add_watch(
-                &dir,
-                AddWatchFlags::IN_CLOSE_WRITE
-                    | AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_CREATE,
-            )
-            .map_err(|e| ProbeError::io(context(), e))?;
-        let fd = register_inotify(InotifyFd(inotify)).map_err(|e| ProbeError::io(context(), e))?;
-        Ok(DirWatch { fd, dir })
-    }
-
-    /// Waits for events until the exit file at `path` holds a record.
-    async fn next_record(&self, path: &Path) -> Result<ExitRecord, ProbeError> {
-        let name = path.file_name();
-        let context = || {
-            format!(
-                "watching {} for exit file {}",
-                self.dir.display(),
-                path.display()
-            )
-        };
-        loop {
-            let mut guard = self
-                .fd
-                .readable()
-                .await
-                .map_err(|e| ProbeError::io(context(), e))?;
-            let events = match guard.get_inner().0.read_events() {
-                Ok(events) => events,
-                Err(Errno::EAGAIN) => {
-                    guard.clear_ready();
-                    continue;
-                }
-                Err(e) => return Err(ProbeError::io(context(), e)),
-            };
-            for event in &events {
-                if event.mask.contains(AddWatchFlags::IN_IGNORED) {
-                    return Err(ProbeError::io(
-                        format!(
-                            "{} was removed while waiting for exit file {}",
-                            self.dir.display(),
-                            path.display()
-                        ),
-                        io::Error::from(io::ErrorKind::NotFound),
-                    ));
-                }
-                if let Some(record) = check_event(event, name, path)? {
-                    return Ok(record);
-                }
-            }
-        }
-    }
-}
-
-/// Reads the exit file if `event` may have completed it.
-///
-/// After `IN_CLOSE_WRITE` or `IN_MOVED_TO` (or a queue overflow, which
-/// may have hidden either) the file is final and an invalid one is an error.
-/// After `IN_CREATE` alone it may still be empty, so an invalid file means
-/// "keep waiting".
-fn check_event(
-    event: &InotifyEvent,
-    name: Option<&OsStr>,
-    path: &Path,
-) -> Result<Option<ExitRecord>, ProbeError> {
-    let overflow = event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW);
-    if !overflow && event.name.as_deref() != name {
-        return Ok(None);
-    }
-    let final_event = overflow
-        || event
-            .mask
-            .intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO);
-    match read_exit_file(path) {
-        Err(ProbeError::InvalidExitFile { .. }) if !final_event => Ok(None),
-        other => other,
-    }
+    ExitWatcher::default().wait(path, limit).await
 }

@@ -44,6 +44,7 @@
 pub mod command;
 pub mod error;
 pub mod exit_file;
+pub mod exit_watch;
 pub mod oom;
 pub mod pid;
 pub mod state;
@@ -52,6 +53,7 @@ pub mod untrusted;
 pub use command::{render_command, run_bounded, CapturedOutput, OUTPUT_CAP};
 pub use error::ProbeError;
 pub use exit_file::{read_exit_file, wait_for_exit_file, ExitRecord};
+pub use exit_watch::ExitWatcher;
 pub use oom::{oom_killed, read_persisted_exit};
 pub use pid::{alive, deadline_after, wait_for_exit, PidFd};
 pub use state::{

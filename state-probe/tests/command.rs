@@ -111,3 +111,26 @@ async fn a_missing_program_is_a_spawn_error() {
         other => panic!("expected Spawn, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_grandchild_holding_the_pipes_does_not_turn_an_exit_into_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("daemon.pid");
+    // The daemon inherits stdout and stderr and outlives the command.
+    let script = format!("echo started; sleep 60 & echo $! > {}", pidfile.display());
+    let out = run_bounded(sh(&script), Duration::from_secs(20))
+        .await
+        .expect("the command exited: its result, not a timeout");
+    assert!(out.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    let daemon: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}

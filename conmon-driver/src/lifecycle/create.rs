@@ -144,7 +144,10 @@ pub(crate) async fn create(
         .create_reservations
         .reserve(
             container.id(),
-            rt.config.timeouts.create.saturating_add(rt.config.timeouts.delete),
+            rt.config
+                .timeouts
+                .create
+                .saturating_add(rt.config.timeouts.delete),
         )
         .await?;
 

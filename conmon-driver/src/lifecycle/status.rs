@@ -45,11 +45,10 @@ impl ConmonRuntime {
             RuntimeStatus::Stopped => {
                 // conmon writes the exit file right after reaping; a short,
                 // event-driven wait turns "stopped" into a known exit code.
-                match state_probe::wait_for_exit_file(
-                    &files.exit_file,
-                    self.config.timeouts.kill_wait,
-                )
-                .await
+                match self
+                    .exit_watcher
+                    .wait(&files.exit_file, self.config.timeouts.kill_wait)
+                    .await
                 {
                     Ok(record) => return Ok(exited(record)),
                     Err(_) => ContainerStatus::Stopped,

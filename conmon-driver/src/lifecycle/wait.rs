@@ -1,4 +1,5 @@
-//! Waiting for a container's exit: conmon's exit file watched with inotify
+//! Waiting for a container's exit: conmon's exit file watched through the
+//! runtime's shared inotify instance (any number of concurrent waits use one)
 //! while conmon's pidfd says whether it can still come.
 
 use std::time::Duration;
@@ -22,7 +23,7 @@ impl ConmonRuntime {
         let files = self.layout(c);
         let operation = format!("waiting for container {} to exit", c.id());
         let monitor = monitor_pidfd(&files.conmon_pidfile, c.id().as_str());
-        let exit_file = state_probe::wait_for_exit_file(&files.exit_file, limit);
+        let exit_file = self.exit_watcher.wait(&files.exit_file, limit);
         let record = match monitor {
             Some(monitor) => {
                 tokio::select! {
