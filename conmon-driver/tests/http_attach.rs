@@ -422,3 +422,39 @@ async fn terminal_attach_with_stdin_and_resize() {
 
     server.terminate().await;
 }
+
+/// A client that connects and sends nothing is closed after the header
+/// timeout, and connections past the limit wait in the listen queue until
+/// a slot frees: idle clients cannot lock others out for long, nor open
+/// unbounded connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_extra_clients_wait_for_a_slot() {
+    if !need_runc() {
+        return;
+    }
+    let server = Server::start(
+        &["--max-connections", "2", "--header-timeout", "1"],
+        &["sh", "-c", "exit 0"],
+    )
+    .await;
+    // Two silent clients take both slots.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(UnixStream::connect(&server.socket).await.unwrap());
+    }
+    // A third one is accepted by the kernel but served only once a slot
+    // frees, which the header timeout guarantees.
+    let (status, _, body) = server.call(Method::GET, "/_ping").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"OK");
+    // The silent clients were closed by the server: their reads end.
+    for mut stream in idle {
+        let mut buf = Vec::new();
+        let read = timeout(LIMIT, stream.read_to_end(&mut buf))
+            .await
+            .expect("an idle connection stayed open");
+        // hyper may answer 408 before closing; either way it ends.
+        read.unwrap();
+    }
+    server.terminate().await;
+}

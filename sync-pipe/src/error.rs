@@ -25,6 +25,18 @@ pub enum SyncPipeError {
         fd: RawFd,
     },
 
+    /// A standard stream (0, 1 or 2) was given as the source of a placement.
+    /// The child's standard streams are set up before the placements run,
+    /// so such a number would name the child's stream, not the caller's fd.
+    #[error(
+        "fd {fd} is a standard stream: it cannot be the source of a placement (duplicate it \
+         above 2 first)"
+    )]
+    StdioSource {
+        /// The offending number.
+        fd: RawFd,
+    },
+
     /// Two placements in one [`FdPlan`](crate::FdPlan) name the same target
     /// number; only one fd can live at a number.
     #[error("fd {target} is already the target of another placement in this plan")]

@@ -59,10 +59,15 @@ impl FdPlan {
     /// # Errors
     ///
     /// [`SyncPipeError::InvalidFd`] when either number is negative,
+    /// [`SyncPipeError::StdioSource`] when `source` is 0, 1 or 2 (the
+    /// child's own streams by the time placements run),
     /// [`SyncPipeError::DuplicateTarget`] when `target` is already used.
     pub fn place(&mut self, source: RawFd, target: RawFd) -> Result<&mut Self, SyncPipeError> {
         if source < 0 {
             return Err(SyncPipeError::InvalidFd { fd: source });
+        }
+        if source <= 2 {
+            return Err(SyncPipeError::StdioSource { fd: source });
         }
         if target < 0 {
             return Err(SyncPipeError::InvalidFd { fd: target });
@@ -244,10 +249,15 @@ fn mark_cloexec_from(first: RawFd) -> io::Result<()> {
         return Ok(());
     }
     let err = io::Error::last_os_error();
-    if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+    // ENOSYS/EINVAL: kernels before 5.11 (or without the CLOEXEC flag);
+    // EPERM: a seccomp filter that refuses syscalls it does not know.
+    if !matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EPERM)
+    ) {
         return Err(err);
     }
-    // Kernels before 5.11: flag each possible number. EBADF marks a number
+    // Flag each possible number. EBADF marks a number
     // with nothing open, which is the common case and not an error.
     for fd in first..open_file_limit() {
         set_cloexec(fd);

@@ -257,3 +257,21 @@ async fn tokio_command() {
     drop(w);
     assert_eq!(drain(r), "tokio\n");
 }
+
+#[test]
+fn standard_streams_and_negative_numbers_are_refused_as_sources() {
+    let mut plan = FdPlan::new();
+    for fd in 0..=2 {
+        let err = plan.place(fd, 3 + fd).unwrap_err();
+        assert!(
+            matches!(err, sync_pipe::SyncPipeError::StdioSource { fd: f } if f == fd),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("standard stream"), "{err}");
+    }
+    assert!(matches!(
+        plan.place(-1, 3),
+        Err(sync_pipe::SyncPipeError::InvalidFd { fd: -1 })
+    ));
+    assert!(plan.is_empty());
+}

@@ -186,7 +186,13 @@ pub(crate) fn strip_version(path: &str) -> &str {
     path
 }
 
-pub(crate) async fn serve_connection(server: Arc<Server>, stream: UnixStream) {
+/// Serves one client connection; one that sends no complete request head
+/// within `header_timeout` is closed.
+pub(crate) async fn serve_connection(
+    server: Arc<Server>,
+    stream: UnixStream,
+    header_timeout: Duration,
+) {
     let service = service_fn(move |request| {
         let server = Arc::clone(&server);
         async move {
@@ -198,6 +204,8 @@ pub(crate) async fn serve_connection(server: Arc<Server>, stream: UnixStream) {
         }
     });
     if let Err(e) = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await

@@ -117,7 +117,7 @@ use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use runtime_api::{
     AttachCancel, AttachOptions, AttachReady, AttachStreams, ContainerDescription, ContainerId,
     ContainerStatus, CreateOptions, Framing, InputStream, LogDriver, OciRuntime, OutputStream,
@@ -139,6 +139,11 @@ const ERROR_EXIT: u8 = 125;
 const FOREVER: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long the stop signal gets before SIGKILL at shutdown.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once unless `--max-connections` says otherwise.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may take to send a request's headers unless
+/// `--header-timeout` says otherwise.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "\
 Usage: http_attach --socket PATH [OPTIONS] [--] CMD [ARGS...]
@@ -152,6 +157,10 @@ Options:
   -i, --interactive         keep the container's stdin open for attach
       --runtime NAME|PATH   OCI runtime (default: runc); a value with '/' is a path
       --id ID               container id (default: http-attach-<pid>)
+      --max-connections N   connections served at once (default: 64); more
+                            wait in the listen queue
+      --header-timeout SECS a connection that has not sent a request's
+                            headers within SECS is closed (default: 10)
   -h, --help                print this help
       --                    end of options
 
@@ -168,6 +177,8 @@ struct Options {
     interactive: bool,
     runtime: Option<String>,
     id: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<Duration>,
     command: Vec<String>,
 }
 
@@ -208,7 +219,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, St
                     Some((name, value)) if name.starts_with("--") => (name, Some(value)),
                     _ => (arg.as_str(), None),
                 };
-                if !["--socket", "--runtime", "--id"].contains(&name) {
+                if ![
+                    "--socket",
+                    "--runtime",
+                    "--id",
+                    "--max-connections",
+                    "--header-timeout",
+                ]
+                .contains(&name)
+                {
                     return Err(format!("unknown option {arg:?}"));
                 }
                 let value = match inline {
@@ -220,9 +239,20 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, St
                 if value.is_empty() {
                     return Err(format!("option {name} needs a non-empty value"));
                 }
+                let positive = |value: &str| {
+                    value.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("option {name} needs a positive number, got {value:?}")
+                    })
+                };
                 match name {
                     "--socket" => options.socket = Some(PathBuf::from(value)),
                     "--runtime" => options.runtime = Some(value),
+                    "--max-connections" => {
+                        options.max_connections = Some(positive(&value)? as usize)
+                    }
+                    "--header-timeout" => {
+                        options.header_timeout = Some(Duration::from_secs(positive(&value)?))
+                    }
                     _ => options.id = Some(value),
                 }
             }
@@ -382,6 +412,8 @@ fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 
 async fn run(options: Options) -> Result<(), ServeError> {
     let mut interrupted = interruptions()?;
+    let max_connections = options.max_connections.unwrap_or(MAX_CONNECTIONS);
+    let header_timeout = options.header_timeout.unwrap_or(HEADER_TIMEOUT);
     let socket = options.socket.clone().expect("checked by parse_args");
     let work = tempfile::Builder::new()
         .prefix("conmon-http-attach-")
@@ -434,11 +466,25 @@ async fn run(options: Options) -> Result<(), ServeError> {
         let _ = writeln!(stdout, "listening on {}", socket.display());
         let _ = stdout.flush();
     }
+    // A bounded number of connections at once: the next accept waits for
+    // a slot, and further clients wait in the listen queue.
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = interrupted.wait_for(|on| *on) => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(Arc::clone(&server), stream));
+                    let server = Arc::clone(&server);
+                    tokio::spawn(async move {
+                        serve_connection(server, stream, header_timeout).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of fds and the like: let a moment pass instead of
