@@ -38,6 +38,21 @@ impl ContainerLayout {
             )),
         }
     }
+
+    /// [`remove_all`](Self::remove_all) on tokio's blocking pool: removing
+    /// a cgroup v1 hierarchy retries with sleeps inside cgroups-rs, and a
+    /// directory tree may be large; neither may stall an async worker.
+    pub(crate) async fn remove_all_off_thread(&self) -> Result<(), RuntimeError> {
+        let layout = self.clone();
+        tokio::task::spawn_blocking(move || layout.remove_all())
+            .await
+            .map_err(|e| {
+                RuntimeError::io(
+                    format!("removing the files of container {}", self.id),
+                    std::io::Error::other(e.to_string()),
+                )
+            })?
+    }
 }
 
 pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RuntimeError> {

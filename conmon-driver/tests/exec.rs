@@ -469,3 +469,47 @@ async fn a_timed_out_exec_is_killed_by_conmon_and_reported() {
     assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
     r.finish().await;
 }
+
+/// Two waits on one exec session: the second, with a short limit, times
+/// out within it instead of queueing behind the first's long wait; the
+/// first then gets the exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_exec_wait_is_bounded_by_its_own_limit() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("twowaits").await;
+    let session = r
+        .runtime
+        .exec_detached(&r.c, &ExecConfig::new(["sleep", "1000"]))
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let (runtime, c, session) = (Arc::clone(&r.runtime), r.c.clone(), session.clone());
+        async move {
+            runtime
+                .exec_wait(&c, &session, Duration::from_secs(120))
+                .await
+        }
+    });
+    // The first wait holds the session's status reader until the process
+    // ends; the second must answer within its own limit.
+    tokio::task::yield_now().await;
+    let second = tokio::time::timeout(
+        Duration::from_secs(60),
+        r.runtime
+            .exec_wait(&r.c, &session, Duration::from_millis(300)),
+    )
+    .await
+    .expect("the second wait was not bounded by its limit");
+    assert!(
+        matches!(second, Err(RuntimeError::Timeout { .. })),
+        "{second:?}"
+    );
+    r.runtime
+        .exec_stop(&r.c, &session, Duration::ZERO)
+        .await
+        .unwrap();
+    let code = first.await.unwrap().unwrap();
+    assert_eq!(code, 137);
+}

@@ -413,8 +413,19 @@ pub(crate) async fn wait_and_clean(
         Some(state) => {
             // The reader stays in the state until a result is definitive,
             // so a wait dropped (or timed out) here leaves it for the next.
-            let mut sync = state.sync.lock().await;
-            match read_exit_status(&mut sync, files, limit).await {
+            // Concurrent waits take turns within their own limits.
+            let deadline = state_probe::deadline_after(limit);
+            let Ok(mut sync) = tokio::time::timeout_at(deadline, state.sync.lock()).await else {
+                return Err(RuntimeError::Timeout {
+                    operation: format!(
+                        "waiting for exec session {} while another wait reads its status",
+                        session.id
+                    ),
+                    limit,
+                });
+            };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match read_exit_status(&mut sync, files, remaining).await {
                 Err(RuntimeError::Timeout { operation, limit }) => {
                     return Err(RuntimeError::Timeout { operation, limit });
                 }

@@ -378,7 +378,7 @@ impl Undo {
                 debug!(container = %self.id, error = %e, "delete after failed create");
             }
         }
-        if let Err(e) = self.files.remove_all() {
+        if let Err(e) = self.files.remove_all_off_thread().await {
             warn!(container = %self.id, error = %e, "removing files after failed create");
         }
         if let Some(dir) = self.run_dir {

@@ -92,7 +92,7 @@ impl ConmonRuntime {
                         .map_err(|e| from_probe(&operation, e))?;
                 }
             }
-            files.remove_all()
+            files.remove_all_off_thread().await
         }
         .instrument(span)
         .await
