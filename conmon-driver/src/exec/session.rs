@@ -240,8 +240,13 @@ impl ExecLaunch<'_> {
         };
         launch.release(true).await?;
         let pid = launch.read_record("the exec process's pid", false).await?;
-        // Pinned now, while the process is known to run.
-        self.process = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
+        // Pinned now. A short process may already have exited and its pid
+        // been reused. conmon writes the exit file right after reaping it:
+        // a pidfd opened when that file exists may pin a stranger and is
+        // dropped. (A reuse between the reaping and that write remains
+        // possible, and needs the pid to cycle in microseconds.)
+        let pinned = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
+        self.process = pinned.filter(|_| !layout.exit_file.exists());
         let monitor_pid = launch.monitor_pid()?;
         debug!(container = %c.id(), session = %id, pid, monitor_pid, "exec session started");
         let Some(sync) = self.launch.take().and_then(ConmonLaunch::finish) else {

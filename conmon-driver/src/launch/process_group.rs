@@ -31,9 +31,12 @@ fn process_group_of(pid: i32) -> Option<i32> {
 /// Returns the pids that were still alive after `limit`.
 pub(crate) async fn kill_group(pgid: i32, limit: Duration) -> Vec<i32> {
     let mut survivors = Vec::new();
+    // A pid found by the scan may exit and be reused before its pidfd is
+    // open: the group is checked again once the pidfd pins the process.
     let pidfds: Vec<PidFd> = members(pgid)
         .into_iter()
         .filter_map(|pid| PidFd::open(pid).ok().flatten())
+        .filter(|pidfd| process_group_of(pidfd.pid()) == Some(pgid))
         .collect();
     for pidfd in &pidfds {
         let _ = pidfd.send_signal(libc::SIGKILL);
