@@ -572,7 +572,7 @@ pub(crate) async fn exec_resize(
     size: runtime_api::TerminalSize,
 ) -> Result<(), RuntimeError> {
     let files = ContainerLayout::new(&rt.config, c).session(&session.id);
-    let size = attach::TerminalSize::new(size.rows, size.cols).map_err(|e| from_attach(c, e))?;
+    let size = attach::TerminalSize::new(size.rows, size.cols);
     attach::resize(&files.ctl, size, rt.config.timeouts.attach)
         .await
         .map_err(|e| match e {
