@@ -655,3 +655,30 @@ fn exec_sessions_point_every_path_into_their_directory() {
         expect(&[head, &["-t", "-i"], tail, &["-T", "5", "--exit-delay", "2"]])
     );
 }
+
+#[test]
+fn log_tag_templates_are_rendered_before_reaching_conmon() {
+    let case = Case::new(
+        config(),
+        container()
+            .image("docker.io/library/busybox:latest", "605c77e624dd")
+            .pod("p1")
+            .log_config(
+                LogConfig::new(LogDriver::Journald)
+                    .with_tag("{{.Name}}/{{.ID}}/{{.ImageName}}/{{.Image | truncate 4}}/{{.Pod}}"),
+            ),
+    );
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &["-l", "journald", "--log-level", "warning", "--syslog"],
+            OCI_LOG,
+            &[
+                "--log-tag",
+                "c1/c1/docker.io/library/busybox:latest/605c/p1"
+            ],
+            PIDFILE
+        ])
+    );
+}

@@ -205,8 +205,21 @@ fn shared_args(s: &Shared<'_>) -> ArgList {
         args.push("--runtime-arg").push("--log-format=json");
         args.push("--runtime-arg").push("--log").push(log);
     }
-    if let Some(tag) = c.log().tag.as_deref().filter(|t| !t.is_empty()) {
-        args.push("--log-tag").push(tag);
+    // The tag is rendered as podman renders it; `create` refused a tag that
+    // does not render, so the verbatim fallback serves only callers that
+    // build argv for a description `create` never saw.
+    if let LogTarget::Container = s.log {
+        match crate::logs::tag::rendered_log_tag(c) {
+            Ok(Some(tag)) => {
+                args.push("--log-tag").push(tag);
+            }
+            Ok(None) => {}
+            Err(_) => {
+                if let Some(tag) = c.log().tag.as_deref() {
+                    args.push("--log-tag").push(tag);
+                }
+            }
+        }
     }
     if c.no_cgroups() {
         args.push("--runtime-arg").push("--cgroup-manager");
