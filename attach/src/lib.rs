@@ -78,7 +78,5 @@ pub use record::{
     AttachRecord, AttachStream, DecodedRecord, MAX_RECORD_PAYLOAD, RECORD_BUFFER_LEN,
     STDERR_PREFIX, STDOUT_PREFIX,
 };
-pub use resize::{
-    reopen_log, reopen_log_line, resize, TerminalSize, REOPEN_LOG_LINE,
-};
+pub use resize::{reopen_log, reopen_log_line, resize, TerminalSize, REOPEN_LOG_LINE};
 pub use socket::{AttachReader, AttachSocket, AttachWriter, MAX_INPUT_CHUNK, SUN_PATH_LEN};

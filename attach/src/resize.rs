@@ -234,7 +234,15 @@ mod tests {
 
     #[test]
     fn every_u16_size_is_forwarded() {
-        for (rows, cols) in [(0, 0), (0, 80), (24, 0), (1, 1), (40, 120), (1001, 80), (24, u16::MAX)] {
+        for (rows, cols) in [
+            (0, 0),
+            (0, 80),
+            (24, 0),
+            (1, 1),
+            (40, 120),
+            (1001, 80),
+            (24, u16::MAX),
+        ] {
             let size = TerminalSize::new(rows, cols);
             assert_eq!((size.rows(), size.cols()), (rows, cols));
             assert_eq!(size.ctl_line(), format!("1 {rows} {cols}\n"));

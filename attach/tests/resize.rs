@@ -83,13 +83,9 @@ async fn no_reader_times_out() {
 async fn missing_ctl_is_unavailable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl");
-    let err = resize(
-        &ctl,
-        TerminalSize::new(24, 80),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect_err("missing");
+    let err = resize(&ctl, TerminalSize::new(24, 80), Duration::from_secs(1))
+        .await
+        .expect_err("missing");
     assert!(
         matches!(&err, AttachError::ControlUnavailable { path, .. } if path == &ctl),
         "{err:?}"
@@ -101,13 +97,9 @@ async fn regular_file_is_not_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl");
     std::fs::write(&ctl, b"").expect("create");
-    let err = resize(
-        &ctl,
-        TerminalSize::new(24, 80),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect_err("not a fifo");
+    let err = resize(&ctl, TerminalSize::new(24, 80), Duration::from_secs(1))
+        .await
+        .expect_err("not a fifo");
     assert!(matches!(err, AttachError::NotAFifo { .. }), "{err:?}");
     assert_eq!(std::fs::read(&ctl).expect("read"), b"");
 }

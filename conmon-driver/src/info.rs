@@ -174,14 +174,20 @@ mod tests {
             limit: Duration::from_secs(10),
         };
         assert_eq!(
-            probe.package_of(Path::new("/usr/sbin/runc")).await.as_deref(),
+            probe
+                .package_of(Path::new("/usr/sbin/runc"))
+                .await
+                .as_deref(),
             Some("runc_1.1.5+ds1-1_amd64")
         );
 
         // rpm answers first when it knows the file.
         script(dir.path(), "rpm", "echo runc-1.1.12-1.fc40.x86_64");
         assert_eq!(
-            probe.package_of(Path::new("/usr/bin/runc")).await.as_deref(),
+            probe
+                .package_of(Path::new("/usr/bin/runc"))
+                .await
+                .as_deref(),
             Some("runc-1.1.12-1.fc40.x86_64")
         );
 

@@ -235,7 +235,10 @@ fn each_invalid_setting_has_its_typed_error() {
 
 #[test]
 fn the_runtime_is_looked_up_on_the_callers_path_not_on_conmons() {
-    if !testkit::require(&[testkit::Need::Binary("runc"), testkit::Need::Binary("conmon")]) {
+    if !testkit::require(&[
+        testkit::Need::Binary("runc"),
+        testkit::Need::Binary("conmon"),
+    ]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

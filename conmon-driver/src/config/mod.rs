@@ -370,7 +370,10 @@ mod tests {
         // No unit test of this crate installs a subscriber.
         assert_eq!(LevelFilter::current(), LevelFilter::OFF);
         assert_eq!(LogLevel::from_tracing(), LogLevel::Warning);
-        assert_eq!(ConmonConfig::new("runc", "/run/x").log_level, LogLevel::Warning);
+        assert_eq!(
+            ConmonConfig::new("runc", "/run/x").log_level,
+            LogLevel::Warning
+        );
     }
 
     #[test]
