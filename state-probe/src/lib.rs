@@ -52,7 +52,7 @@ pub use command::{render_command, run_bounded, CapturedOutput, OUTPUT_CAP};
 pub use error::ProbeError;
 pub use exit_file::{read_exit_file, wait_for_exit_file, ExitRecord};
 pub use oom::{oom_killed, read_persisted_exit};
-pub use pid::{alive, wait_for_exit, PidFd};
+pub use pid::{alive, signal_zero, wait_for_exit, PidFd};
 pub use state::{
     interpret_state_output, parse_state, probe_state, RuntimeState, RuntimeStatus, StateProbe,
 };

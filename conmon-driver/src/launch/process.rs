@@ -31,12 +31,26 @@ const MAX_STDERR: u64 = 64 * 1024;
 
 /// Whether `pid` runs a conmon whose argv holds `-u cuuid`.
 pub(crate) fn is_monitor_of(pid: i32, cuuid: &str) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-    args.windows(2)
-        .any(|pair| pair[0] == b"-u" && pair[1] == cuuid.as_bytes())
+    monitor_identity(pid, cuuid) == Some(true)
+}
+
+/// Whether `pid`'s command line holds `-u cuuid`; `None` when it cannot be
+/// read for a reason other than the process being gone (permission, a
+/// `hidepid` mount), so the caller decides by other means.
+pub(crate) fn monitor_identity(pid: i32, cuuid: &str) -> Option<bool> {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => {
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            Some(
+                args.windows(2)
+                    .any(|pair| pair[0] == b"-u" && pair[1] == cuuid.as_bytes()),
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        // An empty read or ESRCH also means the process is gone.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// A pidfd on the conmon monitor named by `pidfile`, when that process is
