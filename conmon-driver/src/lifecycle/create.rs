@@ -103,6 +103,7 @@ pub(crate) async fn create(
             container.bundle().display()
         )));
     }
+    crate::launch::terminal::check_terminal(container, &container.bundle().join("config.json"))?;
     // Handed-over fds may lack close-on-exec (socket activation's never
     // have it): they must not reach the runtime commands run meanwhile.
     for fd in preserved_fds
