@@ -62,7 +62,9 @@ pub use exec::user::{resolve_exec_user, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};
 pub use launch::env::ConmonEnv;
 pub use launch::error::{LaunchError, LaunchStage};
-pub use launch::options::{ConmonCreated, MonitorOptions, NamedFd, PortProtocol, PortReservation};
+pub use launch::options::{
+    ConmonCreated, MonitorOptions, NamedFd, PassthroughStdio, PortProtocol, PortReservation,
+};
 pub use launch::terminal::TerminalMismatch;
 pub use layout::{ContainerLayout, SessionLayout, PROCESS_SPEC_FILE};
 pub use logs::k8s_file::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};

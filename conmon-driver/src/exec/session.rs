@@ -215,6 +215,7 @@ impl ExecLaunch<'_> {
             oci_log: layout.oci_log.clone(),
             runtime_command: format!("{} exec {}", rt.runtime_path.display(), c.id()),
             limit: rt.config.timeouts.exec,
+            passthrough: None,
         };
         let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
         // The first byte lets conmon fork and make the attach socket; the

@@ -75,24 +75,35 @@ pub(crate) struct ConmonProcess {
 
 impl ConmonProcess {
     /// Spawns `cmd` (arguments, environment, cwd and pre-exec hooks already
-    /// set) with stdin and stdout on /dev/null, stderr captured, its own
-    /// process group, and killed if this value is dropped unawaited.
+    /// set) in its own process group, killed if this value is dropped
+    /// unawaited. Without `passthrough`, stdin and stdout are /dev/null and
+    /// stderr is captured; with it, conmon gets those three fds (which it
+    /// hands to the container) and its own stderr is not captured.
     pub(crate) fn spawn(
         mut cmd: tokio::process::Command,
         conmon: &Path,
         monitor_pidfile: PathBuf,
         cuuid: &str,
+        passthrough: Option<crate::PassthroughStdio>,
     ) -> Result<Self, RuntimeError> {
         let stderr = tempfile::tempfile()
             .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
-        let for_child = stderr
-            .try_clone()
-            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(for_child)
-            .process_group(0)
-            .kill_on_drop(true);
+        match passthrough {
+            None => {
+                let for_child = stderr
+                    .try_clone()
+                    .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(for_child);
+            }
+            Some(stdio) => {
+                cmd.stdin(Stdio::from(stdio.stdin))
+                    .stdout(Stdio::from(stdio.stdout))
+                    .stderr(Stdio::from(stdio.stderr));
+            }
+        }
+        cmd.process_group(0).kill_on_drop(true);
         let parent = cmd.spawn().map_err(|e| {
             crate::LaunchError::new(
                 LaunchStage::Spawn,

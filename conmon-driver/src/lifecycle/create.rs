@@ -13,7 +13,7 @@
 use std::os::fd::OwnedFd;
 
 use runtime_api::{
-    ContainerDescription, CreateOptions, CreatedContainer, RestoreOptions, RuntimeError,
+    ContainerDescription, CreateOptions, CreatedContainer, LogDriver, RestoreOptions, RuntimeError,
 };
 use sync_pipe::PipeNumbers;
 use tracing::{debug, warn};
@@ -25,7 +25,7 @@ use crate::launch::sequence::{ConmonLaunch, LaunchPlan};
 use crate::layout::ContainerLayout;
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::{RuntimeCli, Subcommand};
-use crate::{ConmonCreated, MonitorOptions, NamedFd};
+use crate::{ConmonCreated, MonitorOptions, NamedFd, PassthroughStdio};
 use tracing::{info_span, Instrument};
 
 impl ConmonRuntime {
@@ -83,8 +83,10 @@ pub(crate) async fn create(
     let MonitorOptions {
         reserved_ports,
         extra_fds,
+        passthrough_stdio,
         ..
     } = monitor;
+    let passthrough = passthrough_stdio_for(container, passthrough_stdio)?;
     if preserved_fds.len() != container.preserved_fds() as usize {
         return Err(RuntimeError::InvalidArgument(format!(
             "the container preserves {} fds but {} were handed to create",
@@ -179,6 +181,7 @@ pub(crate) async fn create(
         listen_count,
         ports: port_sockets,
         extra: extra_fds,
+        passthrough,
     };
     match launch.run(handed, restore).await {
         Ok(created) => {
@@ -205,6 +208,29 @@ struct HandedFds {
     ports: Vec<OwnedFd>,
     /// Named fds, after the ports.
     extra: Vec<NamedFd>,
+    /// conmon's stdio under the passthrough log driver.
+    passthrough: Option<PassthroughStdio>,
+}
+
+/// The stdio conmon hands to a container with the passthrough log driver:
+/// the caller's choice, else the caller's own stdin, stdout and stderr (as
+/// podman's `--log-driver passthrough`); `None` for every other driver,
+/// which refuses a stdio choice.
+fn passthrough_stdio_for(
+    c: &ContainerDescription,
+    given: Option<PassthroughStdio>,
+) -> Result<Option<PassthroughStdio>, RuntimeError> {
+    match (c.log().driver, given) {
+        (LogDriver::Passthrough, Some(stdio)) => Ok(Some(stdio)),
+        (LogDriver::Passthrough, None) => PassthroughStdio::inherited()
+            .map(Some)
+            .map_err(|e| RuntimeError::io("duplicating the caller's stdio for conmon", e)),
+        (_, None) => Ok(None),
+        (driver, Some(_)) => Err(RuntimeError::InvalidArgument(format!(
+            "container {} has passthrough stdio but logs with {driver:?}, not passthrough",
+            c.id()
+        ))),
+    }
 }
 
 impl Launch<'_> {
@@ -218,6 +244,7 @@ impl Launch<'_> {
             listen_count,
             ports,
             extra,
+            passthrough,
         } = handed;
         let rt = self.rt;
         let c = self.container;
@@ -261,6 +288,7 @@ impl Launch<'_> {
             oci_log: self.layout.oci_log.clone(),
             runtime_command: format!("{} create {}", rt.runtime_path.display(), c.id()),
             limit: rt.config.timeouts.create,
+            passthrough,
         };
         let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
         self.started = true;
