@@ -221,22 +221,76 @@ impl ConmonProcess {
                 warn!(pid = monitor.pid(), "conmon's monitor survived SIGKILL");
             }
         }
+        // The parent is gone: a monitor it forked before writing the
+        // pidfile is found by its command line.
+        for monitor in launch_processes(&self.cuuid) {
+            let _ = monitor.send_signal(libc::SIGKILL);
+            if !matches!(monitor.exited(limit).await, Ok(true)) {
+                warn!(pid = monitor.pid(), "conmon's monitor survived SIGKILL");
+            }
+        }
         self.armed = false;
+    }
+}
+
+/// Every live process whose command line holds `-u cuuid` (conmon's
+/// parent and its monitor carry the same argv), pinned by a pidfd. Used
+/// once conmon's parent is gone, when no new monitor can appear, to find a
+/// monitor forked before its pidfile was written.
+fn launch_processes(cuuid: &str) -> Vec<PidFd> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            // Opened first, checked second: the pidfd pins the process the
+            // command line belongs to.
+            let pidfd = PidFd::open(pid).ok().flatten()?;
+            is_monitor_of(pid, cuuid).then_some(pidfd)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process of `cuuid`'s launch (see [`launch_processes`]).
+fn kill_launch_processes(cuuid: &str) {
+    for process in launch_processes(cuuid) {
+        let _ = process.send_signal(libc::SIGKILL);
     }
 }
 
 impl Drop for ConmonProcess {
     /// An abandoned launch (its future dropped) must not leave conmon to
     /// carry on: conmon treats a closed start pipe as "go".
+    ///
+    /// The parent may have forked the monitor without having written the
+    /// pidfile yet: once the parent is reaped (it can fork no more), the
+    /// monitor is found by its command line and killed, in the background
+    /// when a tokio runtime is there, at once otherwise.
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        if let Some(parent) = self.parent.as_mut() {
+        let mut parent = self.parent.take();
+        if let Some(parent) = parent.as_mut() {
             let _ = parent.start_kill();
         }
         if let Some(monitor) = monitor_pidfd(&self.monitor_pidfile, &self.cuuid) {
             let _ = monitor.send_signal(libc::SIGKILL);
+        }
+        let cuuid = std::mem::take(&mut self.cuuid);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Some(mut parent) = parent {
+                        let _ = parent.wait().await;
+                    }
+                    kill_launch_processes(&cuuid);
+                });
+            }
+            Err(_) => kill_launch_processes(&cuuid),
         }
     }
 }
