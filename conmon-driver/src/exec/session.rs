@@ -463,31 +463,76 @@ pub(crate) async fn exec(
     }
     let c = c.clone();
     let terminal = config.terminal;
-    let exit_delay = config.exit_delay.unwrap_or_default();
-    let kill_wait = rt.config.timeouts.kill_wait;
-    let completion_limit = rt.config.timeouts.exec_completion;
-    let registry = Arc::clone(&rt.exec_sessions);
-    let session_for_wait = session.clone();
+    let settle = Settle {
+        registry: Arc::clone(&rt.exec_sessions),
+        files,
+        session: session.clone(),
+        exit_delay: config.exit_delay.unwrap_or_default(),
+        kill_wait: rt.config.timeouts.kill_wait,
+        limit: rt.config.timeouts.exec_completion,
+    };
     let completion = Box::pin(async move {
-        let outcome = pump(&c, socket, streams, terminal, keys, options).await?;
-        let exit_code = match outcome {
-            AttachOutcome::StreamsEnded => Some(
-                wait_and_clean(
-                    &registry,
-                    &files,
-                    &session_for_wait,
-                    exit_delay,
-                    kill_wait,
-                    completion_limit,
-                )
-                .await?,
-            ),
-            // The process goes on; `exec_wait` reads its status later.
-            AttachOutcome::Detached | AttachOutcome::Cancelled => None,
-        };
-        Ok(ExecCompletion::new(outcome, exit_code))
+        complete(pump(&c, socket, streams, terminal, keys, options), settle).await
     });
     Ok(ExecHandle::new(session, completion))
+}
+
+/// What an attached session's end needs to settle it.
+struct Settle {
+    registry: Arc<ExecRegistry>,
+    files: SessionLayout,
+    session: ExecSession,
+    exit_delay: Duration,
+    kill_wait: Duration,
+    limit: Duration,
+}
+
+/// Runs an attached session's streams to their end, then settles the
+/// session: its exit status when the streams ended with the process; none
+/// after a detach or a cancellation (`exec_wait` reads it later). When the
+/// streams fail, the process can no longer be attached: it is killed, its
+/// status read and its pending entry and files removed, and the streams'
+/// error returned.
+async fn complete(
+    pump: impl std::future::Future<Output = Result<AttachOutcome, RuntimeError>>,
+    settle: Settle,
+) -> Result<ExecCompletion, RuntimeError> {
+    let Settle {
+        registry,
+        files,
+        session,
+        exit_delay,
+        kill_wait,
+        limit,
+    } = settle;
+    match pump.await {
+        Ok(AttachOutcome::StreamsEnded) => {
+            let code =
+                wait_and_clean(&registry, &files, &session, exit_delay, kill_wait, limit).await?;
+            Ok(ExecCompletion::new(AttachOutcome::StreamsEnded, Some(code)))
+        }
+        Ok(outcome) => Ok(ExecCompletion::new(outcome, None)),
+        Err(err) => {
+            if let Some(process) = registry.get(&session.id).and_then(|s| {
+                s.process
+                    .as_ref()
+                    .map(|p| p.send_signal(libc::SIGKILL).is_ok())
+            }) {
+                debug!(session = %session.id, killed = process, "exec streams failed");
+            }
+            if let Err(e) = wait_and_clean(
+                &registry, &files, &session, exit_delay, kill_wait, kill_wait,
+            )
+            .await
+            {
+                debug!(session = %session.id, error = %e, "settling an exec whose streams failed");
+            }
+            // A status that could not be read in time must not stay
+            // pending for a session nobody can wait on.
+            registry.remove(&session.id);
+            Err(err)
+        }
+    }
 }
 
 pub(crate) async fn exec_detached(
@@ -582,4 +627,56 @@ pub(crate) async fn exec_resize(
             }
             other => from_attach(c, other),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime_api::{ContainerId, LogDriver};
+
+    #[tokio::test]
+    async fn a_failed_output_pump_leaves_no_pending_exec_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ConmonConfig::new("runc", dir.path().join("tmp"));
+        let c = ContainerDescription::builder(
+            ContainerId::new("c1").unwrap(),
+            dir.path().join("bundle"),
+            dir.path().join("run"),
+        )
+        .log(LogDriver::None, "/dev/null")
+        .build()
+        .unwrap();
+        let id = ExecSessionId::new("s1").unwrap();
+        let files = ContainerLayout::new(&config, &c).session(&id);
+        std::fs::create_dir_all(&files.dir).unwrap();
+
+        let registry = Arc::new(ExecRegistry::default());
+        // conmon's end of the sync pipe is gone: the status read ends at once.
+        let (parent, _) = sync_pipe::seqpacket_pair().unwrap();
+        registry.insert(
+            id.clone(),
+            SessionState {
+                sync: tokio::sync::Mutex::new(SyncReader::new(parent).unwrap()),
+                process: None,
+            },
+        );
+        let settle = Settle {
+            registry: Arc::clone(&registry),
+            files: files.clone(),
+            session: ExecSession::new(id.clone(), None),
+            exit_delay: Duration::ZERO,
+            kill_wait: Duration::from_secs(5),
+            limit: Duration::from_secs(5),
+        };
+        let failing_pump = async {
+            Err(RuntimeError::io(
+                "attach to container c1",
+                std::io::Error::other("the attach socket broke"),
+            ))
+        };
+        let err = complete(failing_pump, settle).await.unwrap_err();
+        assert!(err.to_string().contains("the attach socket broke"), "{err}");
+        assert_eq!(registry.len(), 0, "the exec's pending entry leaked");
+        assert!(!files.dir.exists(), "the session's directory is left");
+    }
 }
