@@ -57,6 +57,9 @@ pub use config::{
     CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
     SelinuxPolicy, Timeouts,
 };
+pub use exec::capabilities::{
+    host_bounding_set, normalize_capability, privileged_capabilities, CapabilityError,
+};
 pub use exec::spec::{build_exec_process, write_process_spec};
 pub use exec::user::{resolve_exec_user, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};

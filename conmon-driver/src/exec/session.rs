@@ -8,6 +8,7 @@
 //! When a session ends its directory is removed and its conmon reaped.
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +74,20 @@ async fn launch(
     c: &ContainerDescription,
     config: &ExecConfig,
     attach: bool,
+    preserved: Option<Vec<OwnedFd>>,
 ) -> Result<Launched, RuntimeError> {
     config.validate()?;
+    let preserved = match preserved {
+        Some(fds) if fds.len() == config.preserve_fds as usize => fds,
+        Some(fds) => {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "the exec preserves {} fds but {} were handed over",
+                config.preserve_fds,
+                fds.len()
+            )))
+        }
+        None => crate::exec::preserved::callers_fds(config.preserve_fds)?,
+    };
     require_running(rt, c).await?;
     let id = new_session_id()?;
     let container = ContainerLayout::new(&rt.config, c);
@@ -89,7 +102,7 @@ async fn launch(
         process: None,
         settled: false,
     };
-    match run.run(config, &id, attach).await {
+    match run.run(config, &id, attach, preserved).await {
         Ok((pid, socket, sync)) => {
             run.settled = true;
             rt.exec_sessions.insert(
@@ -151,6 +164,7 @@ impl ExecLaunch<'_> {
         config: &ExecConfig,
         id: &ExecSessionId,
         attach: bool,
+        preserved: Vec<OwnedFd>,
     ) -> Result<(i32, Option<AttachSocket>, SyncReader), RuntimeError> {
         let rt = self.rt;
         let c = self.c;
@@ -178,7 +192,7 @@ impl ExecLaunch<'_> {
         create_dir_with_mode(&layout.exit_dir, 0o700)?;
         create_dir_with_mode(&layout.persist_dir, 0o700)?;
 
-        let pipes = PipeNumbers::new(0, true);
+        let pipes = PipeNumbers::new(preserved.len() as u32, true);
         let argv = ExecArgv {
             config: &rt.config,
             runtime_path: &rt.runtime_path,
@@ -190,6 +204,7 @@ impl ExecLaunch<'_> {
             stdin: config.stdin,
             timeout_secs: config.timeout.map(|t| t.as_secs().max(1)),
             exit_delay_secs: config.exit_delay.map(|d| d.as_secs()),
+            preserve_fds: config.preserve_fds,
         }
         .build();
         let env: Vec<(String, String)> = ConmonEnv {
@@ -208,7 +223,7 @@ impl ExecLaunch<'_> {
             env,
             cwd: &layout.dir,
             pipes,
-            pass_fds: Vec::new(),
+            pass_fds: preserved,
             trailing_fds: Vec::new(),
             monitor_pidfile: layout.conmon_pidfile.clone(),
             cuuid: id.as_str(),
@@ -444,9 +459,10 @@ pub(crate) async fn exec(
     config: &ExecConfig,
     streams: AttachStreams,
     options: AttachOptions,
+    preserved: Option<Vec<OwnedFd>>,
 ) -> Result<ExecHandle, RuntimeError> {
     let keys = prepare(c, &streams, &options)?;
-    let launched = launch(rt, c, config, true).await?;
+    let launched = launch(rt, c, config, true, preserved).await?;
     let Launched {
         session,
         files,
@@ -540,7 +556,7 @@ pub(crate) async fn exec_detached(
     c: &ContainerDescription,
     config: &ExecConfig,
 ) -> Result<ExecSession, RuntimeError> {
-    Ok(launch(rt, c, config, false).await?.session)
+    Ok(launch(rt, c, config, false, None).await?.session)
 }
 
 /// The pidfd taken on the session's process when it started; `None` once
