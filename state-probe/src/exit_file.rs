@@ -136,7 +136,7 @@ struct DirWatch {
 }
 
 /// Lets tokio register the inotify descriptor with its reactor.
-struct InotifyFd(Inotify);
+pub(crate) struct InotifyFd(pub(crate) Inotify);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
@@ -146,7 +146,7 @@ impl AsRawFd for InotifyFd {
 
 /// Registers an inotify instance with tokio's reactor for readability.
 #[allow(unsafe_code)]
-fn register_inotify(fd: InotifyFd) -> io::Result<AsyncFd<InotifyFd>> {
+pub(crate) fn register_inotify(fd: InotifyFd) -> io::Result<AsyncFd<InotifyFd>> {
     // SAFETY: the AsyncFd takes ownership of the Inotify, which owns its
     // descriptor (an OwnedFd that is never replaced), so the descriptor stays
     // open and names the same file description until the AsyncFd is dropped,

@@ -47,6 +47,7 @@ pub mod exit_file;
 pub mod oom;
 pub mod pid;
 pub mod state;
+pub mod watch;
 
 pub use command::{render_command, run_bounded, CapturedOutput, OUTPUT_CAP};
 pub use error::ProbeError;
@@ -56,3 +57,4 @@ pub use pid::{alive, signal_zero, wait_for_exit, PidFd};
 pub use state::{
     interpret_state_output, parse_state, probe_state, RuntimeState, RuntimeStatus, StateProbe,
 };
+pub use watch::DirChanges;
