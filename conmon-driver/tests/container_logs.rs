@@ -63,9 +63,7 @@ async fn follow_sees_new_lines_across_rotations_and_ends_after_exit() {
         .expect("attach connected");
     runtime.start(&c).await.unwrap();
 
-    let mut options = LogOptions::default();
-    options.follow = true;
-    let mut follower = runtime.logs(&c, options).unwrap();
+    let mut follower = runtime.logs(&c, LogOptions::default().follow()).unwrap();
     for i in 0..40 {
         let text = format!("line-{i:03}");
         input

@@ -55,6 +55,38 @@ impl Default for LogOptions {
     }
 }
 
+impl LogOptions {
+    /// These options, following the log.
+    #[must_use]
+    pub fn follow(mut self) -> Self {
+        self.follow = true;
+        self
+    }
+
+    /// These options, with only the last `n` lines already written.
+    #[must_use]
+    pub fn tail(mut self, n: usize) -> Self {
+        self.tail = Some(n);
+        self
+    }
+
+    /// These options, with lines written in `since..=until` only.
+    #[must_use]
+    pub fn between(mut self, since: Option<SystemTime>, until: Option<SystemTime>) -> Self {
+        self.since = since;
+        self.until = until;
+        self
+    }
+
+    /// These options, with the chosen streams.
+    #[must_use]
+    pub fn streams(mut self, stdout: bool, stderr: bool) -> Self {
+        self.stdout = stdout;
+        self.stderr = stderr;
+        self
+    }
+}
+
 /// One whole line of a container's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -400,8 +432,7 @@ mod tests {
         for i in 0..10 {
             write(&log, &record(i, "stdout", "F", &format!("line {i}")));
         }
-        let mut options = LogOptions::default();
-        options.tail = Some(3);
+        let options = LogOptions::default().tail(3);
         let mut reader = LogReader::open(&log, &dir.path().join("exit"), options).unwrap();
         assert_eq!(all(&mut reader).await, ["line 7", "line 8", "line 9"]);
     }
@@ -429,16 +460,16 @@ mod tests {
             "2026-11-28T21:45:01.000000000+00:00 hello\n"
         );
 
-        let mut options = LogOptions::default();
-        options.stderr = false;
-        options.since = parse_rfc3339("2026-11-28T21:45:02Z");
-        options.until = parse_rfc3339("2026-11-28T21:45:04Z");
+        let options = LogOptions::default().streams(true, false).between(
+            parse_rfc3339("2026-11-28T21:45:02Z"),
+            parse_rfc3339("2026-11-28T21:45:04Z"),
+        );
         let mut reader = LogReader::open(&log, &exit, options).unwrap();
         // "hello" began at second 1, before `since`.
         assert_eq!(all(&mut reader).await, Vec::<String>::new());
-        let mut options = LogOptions::default();
-        options.stderr = false;
-        options.until = parse_rfc3339("2026-11-28T21:45:04Z");
+        let options = LogOptions::default()
+            .streams(true, false)
+            .between(None, parse_rfc3339("2026-11-28T21:45:04Z"));
         let mut reader = LogReader::open(&log, &exit, options).unwrap();
         assert_eq!(all(&mut reader).await, ["hello"]);
     }
@@ -451,8 +482,7 @@ mod tests {
         std::fs::create_dir(&exits).unwrap();
         let exit = exits.join("c1");
         write(&log, &record(0, "stdout", "F", "before"));
-        let mut options = LogOptions::default();
-        options.follow = true;
+        let options = LogOptions::default().follow();
         let mut reader = LogReader::open(&log, &exit, options).unwrap();
         assert_eq!(reader.next_line().await.unwrap().unwrap().text, "before");
 
