@@ -7,7 +7,10 @@
 //! Following waits on inotify (the log's directory and conmon's exit
 //! directory), never on a timer. conmon rotates the log at `--log-size-max`
 //! by renaming a fresh file over it; the follower reads the file it has
-//! open to its end before moving to the new one, so no line is lost.
+//! open to its end before moving to the new one, so no line is lost. conmon
+//! keeps no older file: a follower that falls more than one whole rotation
+//! behind (the log replaced twice between two of its reads) cannot see the
+//! file in between, as with podman.
 
 use std::collections::VecDeque;
 use std::fs::File;
