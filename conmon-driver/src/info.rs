@@ -1,6 +1,6 @@
-//! Runtime information: the versions the runtime and conmon print, and the
-//! package that installed each (rpm or dpkg, whichever the host has), as
-//! podman's `info` reports them.
+//! Runtime information: the versions the runtime and conmon print, the
+//! package that installed each (rpm, then dpkg), as podman's `info` reports
+//! them, and the host's capability bounding set (read with `caps`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -38,6 +38,8 @@ pub(crate) async fn runtime_info(rt: &ConmonRuntime) -> Result<RuntimeInfo> {
     monitor.package = probe.package_of(&rt.conmon_path).await;
     let mut info = RuntimeInfo::new(runtime);
     info.monitor = Some(monitor);
+    info.capabilities = crate::host_bounding_set()
+        .map_err(|e| RuntimeError::driver("reading the host's capability bounding set", e))?;
     Ok(info)
 }
 
