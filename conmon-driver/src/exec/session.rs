@@ -529,13 +529,13 @@ async fn complete(
         }
         Ok(outcome) => Ok(ExecCompletion::new(outcome, None)),
         Err(err) => {
-            if let Some(process) = registry.get(&session.id).and_then(|s| {
-                s.process
-                    .as_ref()
-                    .map(|p| p.send_signal(libc::SIGKILL).is_ok())
-            }) {
-                debug!(session = %session.id, killed = process, "exec streams failed");
+            let pending = registry.get(&session.id);
+            if let Some(process) = pending.as_ref().and_then(|s| s.process.as_ref()) {
+                if let Err(e) = process.send_signal(libc::SIGKILL) {
+                    debug!(session = %session.id, error = %e, "killing an exec whose streams failed");
+                }
             }
+            drop(pending);
             if let Err(e) = wait_and_clean(
                 &registry, &files, &session, exit_delay, kill_wait, kill_wait,
             )
