@@ -66,16 +66,6 @@ pub enum AttachError {
         source: io::Error,
     },
 
-    /// conmon sent a record longer than the receive buffer; the record was
-    /// consumed but its tail is lost.
-    #[error("attach record of {len} bytes exceeds the {limit}-byte receive buffer")]
-    RecordTooLong {
-        /// The full length of the record as reported by the kernel.
-        len: usize,
-        /// The receive buffer length.
-        limit: usize,
-    },
-
     /// An item of a detach key specification is not one ASCII character nor
     /// one of the `ctrl-` names.
     #[error(
@@ -105,15 +95,6 @@ pub enum AttachError {
         buffered: usize,
         /// Bytes the incomplete frame (header included) would need.
         expected: usize,
-    },
-
-    /// A terminal dimension is outside `1..=1000`.
-    #[error("terminal {field} {value} is out of range (1..=1000)")]
-    InvalidTerminalSize {
-        /// `"rows"` or `"cols"`.
-        field: &'static str,
-        /// The rejected value.
-        value: u16,
     },
 
     /// The control FIFO (`<bundle>/ctl`) does not exist: the container's

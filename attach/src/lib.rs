@@ -14,8 +14,8 @@
 //! - [`DetachKeys`] parses `ctrl-p,ctrl-q`-style specifications;
 //!   [`copy_detachable`] copies input until end of file or detach, using
 //!   the pure [`DetachMatcher`].
-//! - [`resize`] writes `"1 rows cols\n"` to the ctl FIFO for a validated
-//!   [`TerminalSize`].
+//! - [`resize`] writes `"1 rows cols\n"` to the ctl FIFO for a
+//!   [`TerminalSize`] (any `u16` dimensions, as podman forwards them).
 //!
 //! # Example
 //!
@@ -78,8 +78,5 @@ pub use record::{
     AttachRecord, AttachStream, DecodedRecord, MAX_RECORD_PAYLOAD, RECORD_BUFFER_LEN,
     STDERR_PREFIX, STDOUT_PREFIX,
 };
-pub use resize::{
-    reopen_log, reopen_log_line, resize, TerminalSize, MAX_TERMINAL_DIMENSION,
-    MIN_TERMINAL_DIMENSION, REOPEN_LOG_LINE,
-};
+pub use resize::{reopen_log, reopen_log_line, resize, TerminalSize, REOPEN_LOG_LINE};
 pub use socket::{AttachReader, AttachSocket, AttachWriter, MAX_INPUT_CHUNK, SUN_PATH_LEN};

@@ -16,10 +16,9 @@ pub const MAX_RECORD_PAYLOAD: usize = 8192;
 /// the buffer must hold at least 8193 bytes: `SOCK_SEQPACKET` silently drops
 /// the tail of a message that does not fit, and podman once lost one byte in
 /// every 8192 by reading with an 8192-byte buffer. The extra margin (the
-/// buffer is 16 KiB) keeps a future conmon with slightly larger records from
-/// being truncated; a record that still does not fit is reported as
-/// [`AttachError::RecordTooLong`](crate::AttachError::RecordTooLong), never
-/// cut silently.
+/// buffer is 16 KiB) saves a regrowth for a future conmon with slightly
+/// larger records; a record that still does not fit is measured before it
+/// is received and read whole into a larger buffer, never cut.
 pub const RECORD_BUFFER_LEN: usize = 16 * 1024;
 
 // The whole point of the constant: a full record must fit.

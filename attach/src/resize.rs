@@ -24,11 +24,6 @@ use tokio::time::Instant;
 
 use crate::AttachError;
 
-/// Smallest accepted terminal dimension.
-pub const MIN_TERMINAL_DIMENSION: u16 = 1;
-/// Largest accepted terminal dimension.
-pub const MAX_TERMINAL_DIMENSION: u16 = 1000;
-
 /// Control message type: resize the terminal.
 const RESIZE_EVENT: u8 = 1;
 
@@ -40,7 +35,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// Longest delay between attempts to open the FIFO.
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A validated terminal size (rows and columns, each `1..=1000`).
+/// A terminal size in rows and columns, forwarded as podman forwards it:
+/// any `u16` for either dimension. A zero dimension is passed on as is;
+/// the terminal then reports it as unknown (`0` in `struct winsize`), which
+/// programs read as "keep your default".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TerminalSize {
     rows: u16,
@@ -48,16 +46,14 @@ pub struct TerminalSize {
 }
 
 impl TerminalSize {
-    /// Validates a size.
+    /// A size of `rows` by `cols` character cells.
     ///
-    /// # Errors
-    ///
-    /// [`AttachError::InvalidTerminalSize`] naming the field (`rows` or
-    /// `cols`) and value outside `1..=1000`.
-    pub fn new(rows: u16, cols: u16) -> Result<TerminalSize, AttachError> {
-        check_dimension("rows", rows)?;
-        check_dimension("cols", cols)?;
-        Ok(TerminalSize { rows, cols })
+    /// ```
+    /// use attach::TerminalSize;
+    /// assert_eq!(TerminalSize::new(u16::MAX, 0).ctl_line(), "1 65535 0\n");
+    /// ```
+    pub fn new(rows: u16, cols: u16) -> TerminalSize {
+        TerminalSize { rows, cols }
     }
 
     /// Number of rows (height).
@@ -73,14 +69,6 @@ impl TerminalSize {
     /// The control line for this size: `"1 {rows} {cols}\n"`.
     pub fn ctl_line(self) -> String {
         format!("{RESIZE_EVENT} {} {}\n", self.rows, self.cols)
-    }
-}
-
-fn check_dimension(field: &'static str, value: u16) -> Result<(), AttachError> {
-    if (MIN_TERMINAL_DIMENSION..=MAX_TERMINAL_DIMENSION).contains(&value) {
-        Ok(())
-    } else {
-        Err(AttachError::InvalidTerminalSize { field, value })
     }
 }
 
@@ -253,37 +241,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn valid_sizes() {
-        for (rows, cols) in [(1, 1), (40, 120), (1000, 1000), (24, 80)] {
-            let size = TerminalSize::new(rows, cols).expect("valid");
+    fn every_u16_size_is_forwarded() {
+        for (rows, cols) in [
+            (0, 0),
+            (0, 80),
+            (24, 0),
+            (1, 1),
+            (40, 120),
+            (1001, 80),
+            (24, u16::MAX),
+        ] {
+            let size = TerminalSize::new(rows, cols);
             assert_eq!((size.rows(), size.cols()), (rows, cols));
+            assert_eq!(size.ctl_line(), format!("1 {rows} {cols}\n"));
         }
-        assert_eq!(
-            TerminalSize::new(40, 120).expect("valid").ctl_line(),
-            "1 40 120\n"
-        );
         assert_eq!(reopen_log_line(), "2 0 0\n");
-    }
-
-    #[test]
-    fn invalid_sizes_name_the_field() {
-        let cases = [
-            (0, 80, "rows", 0),
-            (1001, 80, "rows", 1001),
-            (24, 0, "cols", 0),
-            (24, u16::MAX, "cols", u16::MAX),
-            (0, 0, "rows", 0),
-        ];
-        for (rows, cols, field_want, value_want) in cases {
-            match TerminalSize::new(rows, cols) {
-                Err(AttachError::InvalidTerminalSize { field, value }) => {
-                    assert_eq!((field, value), (field_want, value_want));
-                    let message = AttachError::InvalidTerminalSize { field, value }.to_string();
-                    assert!(message.contains(field_want), "{message}");
-                    assert!(message.contains(&value_want.to_string()), "{message}");
-                }
-                other => panic!("{rows}x{cols}: unexpected {other:?}"),
-            }
-        }
     }
 }

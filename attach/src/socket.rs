@@ -45,8 +45,7 @@ pub const MAX_INPUT_CHUNK: usize = 8192;
 /// Shared, reactor-registered socket.
 type SharedFd = Arc<AsyncFd<OwnedFd>>;
 
-/// Outcome of one `recv`: a message, end of stream (`None`), or a record
-/// too long for the buffer.
+/// Outcome of one `recv`: a message, or end of stream (`None`).
 type Received = Result<Option<Vec<u8>>, AttachError>;
 
 /// A connected attach socket.
@@ -205,8 +204,6 @@ impl AttachReader {
     ///
     /// # Errors
     ///
-    /// - [`AttachError::RecordTooLong`]: a record exceeded
-    ///   [`RECORD_BUFFER_LEN`] (it is consumed; reading may continue);
     /// - [`AttachError::Io`]: `recv` failed.
     pub async fn read_record(&self) -> Result<Option<AttachRecord>, AttachError> {
         loop {
@@ -247,28 +244,37 @@ impl AttachReader {
         }
     }
 
-    /// One non-blocking `recv` into the shared buffer. The outer `Result`
-    /// is for `try_io` (`WouldBlock` clears readiness); the inner one
-    /// reports an oversized record.
+    /// One non-blocking `recv` into the shared buffer. The message is
+    /// first peeked with `MSG_TRUNC`, which reports its full length, so that
+    /// a record longer than the buffer grows the buffer and is received
+    /// whole instead of losing its tail. The outer `Result` is for `try_io`
+    /// (`WouldBlock` clears readiness).
     fn recv_into_buffer(&self, fd: BorrowedFd<'_>) -> io::Result<Received> {
         let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
-        let len = loop {
-            match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC) {
-                Ok(n) => break n,
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(io::Error::from(errno)),
-            }
-        };
+        let peeked = recv_retrying(fd, &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+        if peeked > buf.len() {
+            let mut bigger = vec![0; peeked].into_boxed_slice();
+            std::mem::swap(&mut *buf, &mut bigger);
+        }
+        let len = recv_retrying(fd, &mut buf, MsgFlags::MSG_TRUNC)?;
         if len == 0 {
             return Ok(Ok(None));
         }
-        if len > buf.len() {
-            return Ok(Err(AttachError::RecordTooLong {
-                len,
-                limit: buf.len(),
-            }));
-        }
+        // The peeked message is the one received: this reader is the only
+        // one of the socket, and it holds the buffer's lock.
+        let len = len.min(buf.len());
         Ok(Ok(Some(buf[..len].to_vec())))
+    }
+}
+
+/// `recv` on `fd`, retried on `EINTR`.
+fn recv_retrying(fd: BorrowedFd<'_>, buf: &mut [u8], flags: MsgFlags) -> io::Result<usize> {
+    loop {
+        match recv(fd.as_raw_fd(), buf, flags) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(io::Error::from(errno)),
+        }
     }
 }
 

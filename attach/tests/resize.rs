@@ -28,7 +28,7 @@ fn read_fifo(path: &Path) -> Vec<u8> {
 async fn resize_waits_for_a_reader_then_writes_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = make_fifo(dir.path());
-    let size = TerminalSize::new(40, 120).expect("size");
+    let size = TerminalSize::new(40, 120);
 
     let writer_path = ctl.clone();
     let writer =
@@ -64,7 +64,7 @@ async fn no_reader_times_out() {
     let ctl = make_fifo(dir.path());
     let limit = Duration::from_millis(200);
     let started = Instant::now();
-    let err = resize(&ctl, TerminalSize::new(24, 80).expect("size"), limit)
+    let err = resize(&ctl, TerminalSize::new(24, 80), limit)
         .await
         .expect_err("nobody reads");
     let elapsed = started.elapsed();
@@ -83,13 +83,9 @@ async fn no_reader_times_out() {
 async fn missing_ctl_is_unavailable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl");
-    let err = resize(
-        &ctl,
-        TerminalSize::new(24, 80).expect("size"),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect_err("missing");
+    let err = resize(&ctl, TerminalSize::new(24, 80), Duration::from_secs(1))
+        .await
+        .expect_err("missing");
     assert!(
         matches!(&err, AttachError::ControlUnavailable { path, .. } if path == &ctl),
         "{err:?}"
@@ -101,13 +97,9 @@ async fn regular_file_is_not_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl");
     std::fs::write(&ctl, b"").expect("create");
-    let err = resize(
-        &ctl,
-        TerminalSize::new(24, 80).expect("size"),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect_err("not a fifo");
+    let err = resize(&ctl, TerminalSize::new(24, 80), Duration::from_secs(1))
+        .await
+        .expect_err("not a fifo");
     assert!(matches!(err, AttachError::NotAFifo { .. }), "{err:?}");
     assert_eq!(std::fs::read(&ctl).expect("read"), b"");
 }

@@ -57,15 +57,22 @@ pub use config::{
     CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
     SelinuxPolicy, Timeouts,
 };
+pub use exec::capabilities::{
+    host_bounding_set, normalize_capability, privileged_capabilities, CapabilityError,
+};
 pub use exec::spec::{build_exec_process, build_exec_process_as, write_process_spec, ExecCaller};
 pub use exec::user::{resolve_exec_user, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};
 pub use launch::env::ConmonEnv;
 pub use launch::error::{LaunchError, LaunchStage};
-pub use launch::options::{ConmonCreated, MonitorOptions, NamedFd, PortProtocol, PortReservation};
+pub use launch::options::{
+    ConmonCreated, MonitorOptions, NamedFd, PassthroughStdio, PortProtocol, PortReservation,
+};
+pub use launch::terminal::TerminalMismatch;
 pub use layout::{ContainerLayout, SessionLayout, PROCESS_SPEC_FILE};
+pub use logs::follow::{parse_rfc3339, LogLine, LogOptions, LogReader};
 pub use logs::k8s_file::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
-pub use logs::tag::{render_log_tag, LogTagData};
+pub use logs::tag::{render_log_tag, LogTagData, LogTagError};
 pub use resolve::CONMON_CANDIDATES;
 pub use runtime::{ConmonRuntime, RuntimeTraits};
 pub use runtime_cli::Subcommand;

@@ -10,10 +10,11 @@ use tokio::sync::OnceCell;
 
 use crate::config::ConmonConfig;
 use crate::files::create_dir_with_mode;
-use crate::launch::process::monitor_pidfd;
+use crate::launch::process::monitor_identity;
 use crate::layout::ContainerLayout;
 use crate::runtime_cli::RuntimeCli;
 use crate::ConmonDescription;
+use state_probe::PidFd;
 
 /// What podman's runtime lists in the configuration say about the
 /// configured runtime.
@@ -115,18 +116,39 @@ impl ConmonRuntime {
         crate::files::read_pidfile(&container.conmon_pidfile())
     }
 
-    /// Whether the container's conmon still lives (a zombie nobody reaped
-    /// counts as gone; a pidfile naming another process does too).
+    /// Whether the container's conmon still lives, as podman's
+    /// `CheckConmonRunning` decides it, without trusting a recycled pid:
+    ///
+    /// - no pidfile, or a conmon pid of 0: not running;
+    /// - a pidfd pins the pid; a process whose command line is readable and
+    ///   is not this container's conmon is another process (not running); a
+    ///   zombie nobody reaped counts as gone;
+    /// - where the kernel gives no pidfd, or the command line cannot be read
+    ///   (another user's process under `hidepid`), signal 0 decides, with
+    ///   `EPERM` counting as running.
     pub async fn monitor_alive(
         &self,
         container: &ContainerDescription,
     ) -> Result<bool, RuntimeError> {
-        match monitor_pidfd(&container.conmon_pidfile(), container.id().as_str()) {
-            Some(pidfd) => Ok(!pidfd
+        let probe = |e| crate::errors::from_probe("probing conmon", e);
+        let Some(pid) = crate::files::read_pidfile(&container.conmon_pidfile())? else {
+            return Ok(false);
+        };
+        if pid <= 0 {
+            return Ok(false);
+        }
+        let pidfd = match PidFd::open(pid) {
+            Ok(Some(pidfd)) => pidfd,
+            Ok(None) => return Ok(false),
+            Err(_) => return state_probe::signal_zero(pid).map_err(probe),
+        };
+        match monitor_identity(pid, container.id().as_str()) {
+            Some(false) => Ok(false),
+            Some(true) => Ok(!pidfd
                 .exited(std::time::Duration::ZERO)
                 .await
-                .map_err(|e| crate::errors::from_probe("probing conmon", e))?),
-            None => Ok(false),
+                .map_err(probe)?),
+            None => state_probe::signal_zero(pid).map_err(probe),
         }
     }
 

@@ -599,6 +599,7 @@ fn exec_argv(terminal: bool, stdin: bool, timeout: Option<u64>, delay: Option<u6
         stdin,
         timeout_secs: timeout,
         exit_delay_secs: delay,
+        preserve_fds: 0,
     }
     .build()
     .into_iter()
@@ -654,4 +655,63 @@ fn exec_sessions_point_every_path_into_their_directory() {
         exec_argv(true, true, Some(5), Some(2)),
         expect(&[head, &["-t", "-i"], tail, &["-T", "5", "--exit-delay", "2"]])
     );
+}
+
+#[test]
+fn log_tag_templates_are_rendered_before_reaching_conmon() {
+    let case = Case::new(
+        config(),
+        container()
+            .image("docker.io/library/busybox:latest", "605c77e624dd")
+            .pod("p1")
+            .log_config(
+                LogConfig::new(LogDriver::Journald)
+                    .with_tag("{{.Name}}/{{.ID}}/{{.ImageName}}/{{.Image | truncate 4}}/{{.Pod}}"),
+            ),
+    );
+    assert_eq!(
+        case.argv(),
+        expect(&[
+            HEAD,
+            &["-l", "journald", "--log-level", "warning", "--syslog"],
+            OCI_LOG,
+            &[
+                "--log-tag",
+                "c1/c1/docker.io/library/busybox:latest/605c/p1"
+            ],
+            PIDFILE
+        ])
+    );
+}
+
+#[test]
+fn exec_preserving_fds_asks_the_runtime_to_keep_them() {
+    let config = config();
+    let c = container().build().unwrap();
+    let layout = ContainerLayout::new(&config, &c).session(&ExecSessionId::new("e1").unwrap());
+    let argv: Vec<String> = ExecArgv {
+        config: &config,
+        runtime_path: Path::new("/usr/bin/runc"),
+        container: &c,
+        session: "e1",
+        layout: &layout,
+        json_errors: true,
+        terminal: false,
+        stdin: false,
+        timeout_secs: None,
+        exit_delay_secs: None,
+        preserve_fds: 2,
+    }
+    .build()
+    .into_iter()
+    .map(|a| a.into_string().unwrap())
+    .collect();
+    let plain = exec_argv(false, false, None, None);
+    let at = plain.iter().position(|a| a == "--conmon-pidfile").unwrap();
+    let mut expected = plain.clone();
+    expected.splice(
+        at..at,
+        ["--runtime-opt", "--preserve-fds", "--runtime-opt", "2"].map(String::from),
+    );
+    assert_eq!(argv, expected);
 }

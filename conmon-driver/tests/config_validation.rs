@@ -232,3 +232,29 @@ fn each_invalid_setting_has_its_typed_error() {
         "a refused configuration created files"
     );
 }
+
+#[test]
+fn the_runtime_is_looked_up_on_the_callers_path_not_on_conmons() {
+    if !testkit::require(&[
+        testkit::Need::Binary("runc"),
+        testkit::Need::Binary("conmon"),
+    ]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let mut config = ConmonConfig::new("runc", dir.path().join("tmp"));
+    // conmon's PATH holds no runtime at all; the caller's PATH does.
+    config.conmon_env = vec![("PATH".into(), empty.display().to_string())];
+    let runtime = ConmonRuntime::new(config).unwrap();
+    let on_callers_path = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("runc"))
+        .find(|candidate| candidate.is_file())
+        .unwrap();
+    assert!(runtime.runtime_path().is_absolute());
+    assert_eq!(
+        runtime.runtime_path(),
+        std::path::absolute(on_callers_path).unwrap()
+    );
+}

@@ -370,3 +370,47 @@ async fn creating_an_existing_id_is_refused_and_the_container_survives() {
     s.runtime.delete(&c).await.unwrap();
     s.assert_nothing_left(&id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_the_bundle_does_not_declare_is_refused_before_conmon_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = fake_runtime(dir.path(), "fake-rt", FakeRuntimeBehaviour::Succeed).unwrap();
+    // A conmon that would fail on its own if it were ever started.
+    let conmon = fake_conmon(
+        dir.path(),
+        FakeConmonBehaviour::ExitWith {
+            code: 1,
+            message: "conmon must not run".into(),
+        },
+    )
+    .unwrap();
+    let mut config = config(runtime.to_str().unwrap(), dir.path());
+    config.conmon_path = Some(conmon);
+    let s = setup_with(config, dir);
+    let bundle = s.dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for (asked, declared) in [(true, false), (false, true)] {
+        std::fs::write(
+            bundle.join("config.json"),
+            format!(r#"{{"process":{{"terminal":{declared},"args":["sh"],"cwd":"/"}}}}"#),
+        )
+        .unwrap();
+        let id = unique_id("tty-mismatch");
+        let c = runtime_api::ContainerDescription::builder(id.clone(), &bundle, s.run_dir(&id))
+            .log(runtime_api::LogDriver::None, "/dev/null")
+            .terminal(asked)
+            .build()
+            .unwrap();
+        let err = s
+            .runtime
+            .create(&c, CreateOptions::default())
+            .await
+            .unwrap_err();
+        let mismatch = err
+            .driver_error::<conmon_driver::TerminalMismatch>()
+            .unwrap_or_else(|| panic!("expected a terminal mismatch, got {err:?}"));
+        assert_eq!((mismatch.requested, mismatch.bundle), (asked, declared));
+        assert!(!err.to_string().contains("conmon must not run"), "{err}");
+        assert!(!s.run_dir(&id).exists());
+    }
+}

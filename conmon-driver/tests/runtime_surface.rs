@@ -568,10 +568,19 @@ async fn info_reports_versions_and_packages_of_runc_runsc_and_conmon() {
         assert!(!info.runtime.version.is_empty(), "{info:?}");
         let package = info.runtime.package.clone().unwrap_or_default();
         assert!(package.starts_with(&format!("{name}_")), "{info:?}");
-        let monitor = info.monitor.unwrap();
+        let monitor = info.monitor.clone().unwrap();
         assert!(monitor.version.starts_with("conmon version"), "{monitor:?}");
         assert!(monitor.package.unwrap_or_default().starts_with("conmon_"));
         assert!(s.runtime.runtime_traits().json_errors);
+        // The host's bounding set, as this process holds it.
+        assert_eq!(
+            info.capabilities,
+            conmon_driver::host_bounding_set().unwrap()
+        );
+        assert!(
+            info.capabilities.iter().any(|c| c == "CAP_SYS_ADMIN"),
+            "{info:?}"
+        );
     }
 }
 

@@ -231,7 +231,10 @@ pub enum AttachOutcome {
     Cancelled,
 }
 
-/// A terminal size in character cells, each 1..=1000.
+/// A terminal size in character cells. Every `u16` is accepted, as podman
+/// forwards whatever size its client reports; a zero dimension means "not
+/// known" (the terminal keeps reporting 0 for it and programs use their
+/// default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TerminalSize {
     /// Rows (height).
@@ -241,21 +244,16 @@ pub struct TerminalSize {
 }
 
 impl TerminalSize {
-    /// Validates both dimensions.
+    /// A size of `rows` by `cols`. It never fails: it returns a `Result`
+    /// so that callers written when sizes were range-checked keep working.
     ///
     /// ```
     /// use runtime_api::TerminalSize;
-    /// assert!(TerminalSize::new(40, 120).is_ok());
-    /// assert!(TerminalSize::new(0, 80).is_err());
+    /// assert_eq!(TerminalSize::new(40, 120)?.rows, 40);
+    /// assert_eq!(TerminalSize::new(0, u16::MAX)?.cols, u16::MAX);
+    /// # Ok::<(), runtime_api::RuntimeError>(())
     /// ```
     pub fn new(rows: u16, cols: u16) -> Result<Self, RuntimeError> {
-        for (what, value) in [("rows", rows), ("columns", cols)] {
-            if !(1..=1000).contains(&value) {
-                return Err(RuntimeError::InvalidArgument(format!(
-                    "terminal {what} must be 1..=1000, got {value}"
-                )));
-            }
-        }
         Ok(Self { rows, cols })
     }
 }

@@ -56,7 +56,8 @@ pub struct LogConfig {
     /// The largest log size in bytes before conmon truncates; `None` or a
     /// value <= 0 means the driver's default.
     pub size_max: Option<i64>,
-    /// A tag for the journald driver (already rendered).
+    /// The log tag. Drivers that follow podman render it as a template
+    /// (`{{.ID}}`, `{{.Name}}`, ...) against the container before use.
     pub tag: Option<String>,
 }
 

@@ -58,6 +58,18 @@ pub struct ExecConfig {
     /// How long conmon waits after the process exits before running the
     /// container's exit command for the session (conmon's `--exit-delay`).
     pub exit_delay: Option<Duration>,
+    /// Run with extended privileges (podman's `exec --privileged`): every
+    /// capability the host allows, whatever the container was given.
+    pub privileged: bool,
+    /// Pass this many fds to the process (podman's `exec --preserve-fds`):
+    /// the caller's fds 3..3+N become the process's 3..3+N. At most 1024.
+    pub preserve_fds: u32,
+    /// Capabilities added to the process (`NET_ADMIN` or `CAP_NET_ADMIN`,
+    /// any case); a driver refuses a name it does not know.
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from every set of the process; applied after
+    /// `cap_add`.
+    pub cap_drop: Vec<String>,
 }
 
 impl ExecConfig {
@@ -122,6 +134,22 @@ impl ExecConfig {
         }
         if self.timeout == Some(Duration::ZERO) {
             return invalid("exec timeout is zero; leave it unset for no timeout".into());
+        }
+        if self.preserve_fds > 1024 {
+            return invalid(format!(
+                "exec preserve_fds {} is more than the 1024 supported",
+                self.preserve_fds
+            ));
+        }
+        if let Some(name) = self
+            .cap_add
+            .iter()
+            .chain(&self.cap_drop)
+            .find(|name| name.trim().is_empty() || name.contains('\0'))
+        {
+            return invalid(format!(
+                "exec capability {name:?} is empty or holds a NUL byte"
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! What a runtime is ([`RuntimeInfo`]: paths, versions and packages of the
-//! runtime and of the monitor process a driver may put around it).
+//! runtime and of the monitor process a driver may put around it, and the
+//! host's capability bounding set).
 
 use std::path::PathBuf;
 
@@ -39,6 +40,10 @@ pub struct RuntimeInfo {
     pub runtime: ComponentInfo,
     /// The monitor (conmon), when the driver uses one.
     pub monitor: Option<ComponentInfo>,
+    /// The capability bounding set of the host as the driver sees it
+    /// (`CAP_CHOWN`, ...): the most a privileged process can be given.
+    /// Empty when the driver does not know it.
+    pub capabilities: Vec<String>,
 }
 
 impl RuntimeInfo {
@@ -47,6 +52,7 @@ impl RuntimeInfo {
         Self {
             runtime,
             monitor: None,
+            capabilities: Vec::new(),
         }
     }
 }

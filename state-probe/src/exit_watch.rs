@@ -87,7 +87,7 @@ struct WatchState {
 
 /// Lets tokio register the inotify descriptor with its reactor.
 #[derive(Debug)]
-struct InotifyFd(Inotify);
+pub(crate) struct InotifyFd(pub(crate) Inotify);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
@@ -95,8 +95,9 @@ impl AsRawFd for InotifyFd {
     }
 }
 
+/// Registers an inotify instance with tokio's reactor for readability.
 #[allow(unsafe_code)]
-fn register(fd: InotifyFd) -> io::Result<AsyncFd<InotifyFd>> {
+pub(crate) fn register_inotify(fd: InotifyFd) -> io::Result<AsyncFd<InotifyFd>> {
     // SAFETY: the AsyncFd owns the Inotify, which owns its descriptor (an
     // OwnedFd never replaced), so the number stays open and names the same
     // file description until the AsyncFd is dropped.
@@ -246,7 +247,7 @@ impl ExitWatcher {
         }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         let shared = Arc::new(Shared {
-            fd: register(InotifyFd(inotify))?,
+            fd: register_inotify(InotifyFd(inotify))?,
             state: Mutex::new(WatchState::default()),
             reading: AtomicBool::new(true),
         });

@@ -49,14 +49,16 @@ pub mod oom;
 pub mod pid;
 pub mod state;
 pub mod untrusted;
+pub mod watch;
 
 pub use command::{render_command, run_bounded, CapturedOutput, OUTPUT_CAP};
 pub use error::ProbeError;
 pub use exit_file::{read_exit_file, wait_for_exit_file, ExitRecord};
 pub use exit_watch::ExitWatcher;
 pub use oom::{oom_killed, read_persisted_exit};
-pub use pid::{alive, deadline_after, wait_for_exit, PidFd};
+pub use pid::{alive, deadline_after, signal_zero, wait_for_exit, PidFd};
 pub use state::{
     interpret_state_output, parse_state, probe_state, RuntimeState, RuntimeStatus, StateProbe,
 };
 pub use untrusted::open_untrusted_file;
+pub use watch::DirChanges;

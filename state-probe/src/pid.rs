@@ -33,6 +33,47 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// podman's liveness check of a monitor pid (`CheckConmonRunning`): a pid
+/// of 0 or less names no monitor (not running); otherwise `kill(pid, 0)`
+/// decides: success or `EPERM` (the process exists but belongs to someone
+/// else) is running, `ESRCH` is not.
+///
+/// # Errors
+///
+/// [`ProbeError::Io`] for any other answer of `kill`.
+pub fn signal_zero(pid: i32) -> Result<bool, ProbeError> {
+    if pid <= 0 {
+        return Ok(false);
+    }
+    liveness_from_signal_zero(pid, kill(Pid::from_raw(pid), None))
+}
+
+/// The verdict of [`signal_zero`] for `kill(pid, 0)`'s `answer`.
+///
+/// ```
+/// use nix::errno::Errno;
+/// use state_probe::pid::liveness_from_signal_zero;
+/// assert!(liveness_from_signal_zero(42, Ok(())).unwrap());
+/// assert!(liveness_from_signal_zero(42, Err(Errno::EPERM)).unwrap());
+/// assert!(!liveness_from_signal_zero(42, Err(Errno::ESRCH)).unwrap());
+/// assert!(liveness_from_signal_zero(42, Err(Errno::EINVAL)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`ProbeError::Io`] when `answer` is neither success, `EPERM` nor
+/// `ESRCH`.
+pub fn liveness_from_signal_zero(pid: i32, answer: Result<(), Errno>) -> Result<bool, ProbeError> {
+    match answer {
+        Ok(()) | Err(Errno::EPERM) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(e) => Err(ProbeError::io(
+            format!("pinging pid {pid} with signal 0"),
+            e,
+        )),
+    }
+}
+
 /// Waits until `pid` has exited, at most `limit`.
 ///
 /// Returns `Ok(true)` when the process exited (or was already gone, or

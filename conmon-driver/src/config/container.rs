@@ -85,6 +85,13 @@ pub struct ConmonOptions {
     /// The engine's volume directory (podman's `VolumePath`), made
     /// reachable for a user-namespaced container.
     pub volume_path: Option<PathBuf>,
+    /// The name of the image the container was created from, for the log
+    /// tag's `{{.ImageName}}`.
+    pub image_name: Option<String>,
+    /// The image's ID, for the log tag's `{{.Image}}` (`{{.ImageID}}`).
+    pub image_id: Option<String>,
+    /// The ID of the container's pod, for the log tag's `{{.Pod}}`.
+    pub pod_id: Option<String>,
 }
 
 /// Setters of [`ConmonOptions`] on the description builder.
@@ -105,6 +112,11 @@ pub trait ConmonDescriptionExt: Sized {
     fn mount_point(self, dir: impl Into<PathBuf>) -> Self;
     /// podman's volume directory.
     fn volume_path(self, dir: impl Into<PathBuf>) -> Self;
+    /// The image the container was created from: its name and its ID (log
+    /// tag fields).
+    fn image(self, name: impl Into<String>, id: impl Into<String>) -> Self;
+    /// The container's pod (a log tag field).
+    fn pod(self, id: impl Into<String>) -> Self;
 }
 
 impl ConmonDescriptionExt for ContainerDescriptionBuilder {
@@ -140,6 +152,16 @@ impl ConmonDescriptionExt for ContainerDescriptionBuilder {
         options_mut(&mut self).volume_path = Some(dir.into());
         self
     }
+    fn image(mut self, name: impl Into<String>, id: impl Into<String>) -> Self {
+        let options = options_mut(&mut self);
+        options.image_name = Some(name.into());
+        options.image_id = Some(id.into());
+        self
+    }
+    fn pod(mut self, id: impl Into<String>) -> Self {
+        options_mut(&mut self).pod_id = Some(id.into());
+        self
+    }
 }
 
 fn options_mut(builder: &mut ContainerDescriptionBuilder) -> &mut ConmonOptions {
@@ -155,6 +177,9 @@ const DEFAULTS: ConmonOptions = ConmonOptions {
     static_dir: None,
     mount_point: None,
     volume_path: None,
+    image_name: None,
+    image_id: None,
+    pod_id: None,
 };
 
 /// The conmon settings of a description, with podman's defaults where the
@@ -209,8 +234,9 @@ impl ConmonDescription for ContainerDescription {
     }
 }
 
-/// Validates the extension: an absolute pidfile and a non-empty exit
-/// command program.
+/// Validates the extension: an absolute pidfile, a non-empty exit command
+/// program, and a log tag that renders as a template
+/// ([`LogTagError`](crate::LogTagError) as the driver error otherwise).
 pub(crate) fn validate(c: &ContainerDescription) -> Result<(), runtime_api::RuntimeError> {
     use runtime_api::LogDriver;
     if !matches!(
@@ -241,6 +267,9 @@ pub(crate) fn validate(c: &ContainerDescription) -> Result<(), runtime_api::Runt
             ));
         }
     }
+    crate::logs::tag::rendered_log_tag(c).map_err(|e| {
+        runtime_api::RuntimeError::driver(format!("the log tag of container {}", c.id()), e)
+    })?;
     Ok(())
 }
 
@@ -300,5 +329,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("exit command"));
+    }
+
+    #[test]
+    fn a_log_tag_naming_an_unknown_field_is_a_typed_error_naming_it() {
+        let c = builder()
+            .log_config(runtime_api::LogConfig::new(LogDriver::Journald).with_tag("{{.Labels}}"))
+            .build()
+            .unwrap();
+        let err = validate(&c).unwrap_err();
+        match err.driver_error::<crate::LogTagError>() {
+            Some(crate::LogTagError::UnknownField { field, .. }) => assert_eq!(field, ".Labels"),
+            other => panic!("expected an unknown-field error, got {other:?} from {err}"),
+        }
+        assert!(err.to_string().contains(".Labels"), "{err}");
     }
 }

@@ -74,15 +74,30 @@ impl LogLevel {
         }
     }
 
-    /// The level matching the `tracing` subscriber's current maximum.
+    /// The level matching the `tracing` subscriber's current maximum;
+    /// podman's default, [`LogLevel::Warning`], when no subscriber listens.
     pub fn from_tracing() -> Self {
+        Self::from_filter(tracing::level_filters::LevelFilter::current())
+    }
+
+    /// The level matching a `tracing` level filter. `OFF` is what `tracing`
+    /// reports when no subscriber is installed: conmon then gets podman's
+    /// default, [`LogLevel::Warning`], rather than losing its warnings.
+    ///
+    /// ```
+    /// use conmon_driver::LogLevel;
+    /// use tracing::level_filters::LevelFilter;
+    /// assert_eq!(LogLevel::from_filter(LevelFilter::OFF), LogLevel::Warning);
+    /// assert_eq!(LogLevel::from_filter(LevelFilter::ERROR), LogLevel::Error);
+    /// ```
+    pub fn from_filter(filter: tracing::level_filters::LevelFilter) -> Self {
         use tracing::level_filters::LevelFilter;
-        match LevelFilter::current() {
+        match filter {
             LevelFilter::TRACE => Self::Trace,
             LevelFilter::DEBUG => Self::Debug,
             LevelFilter::INFO => Self::Info,
-            LevelFilter::WARN => Self::Warning,
-            _ => Self::Error,
+            LevelFilter::ERROR => Self::Error,
+            _ => Self::Warning,
         }
     }
 }
@@ -342,5 +357,36 @@ impl ConmonConfig {
     /// cannot pause, update resources or take a cgroup parent.
     pub fn cgroups_usable(&self) -> bool {
         self.rootless_uid.is_none() || self.cgroup_v2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+
+    #[test]
+    fn log_level_defaults_to_warning_without_a_subscriber() {
+        // No unit test of this crate installs a subscriber.
+        assert_eq!(LevelFilter::current(), LevelFilter::OFF);
+        assert_eq!(LogLevel::from_tracing(), LogLevel::Warning);
+        assert_eq!(
+            ConmonConfig::new("runc", "/run/x").log_level,
+            LogLevel::Warning
+        );
+    }
+
+    #[test]
+    fn log_level_follows_each_tracing_level() {
+        for (filter, level) in [
+            (LevelFilter::OFF, LogLevel::Warning),
+            (LevelFilter::ERROR, LogLevel::Error),
+            (LevelFilter::WARN, LogLevel::Warning),
+            (LevelFilter::INFO, LogLevel::Info),
+            (LevelFilter::DEBUG, LogLevel::Debug),
+            (LevelFilter::TRACE, LogLevel::Trace),
+        ] {
+            assert_eq!(LogLevel::from_filter(filter), level, "{filter}");
+        }
     }
 }

@@ -157,6 +157,10 @@ impl ConmonConfig {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| OsString::from(v))
             .or_else(|| std::env::var_os("PATH"));
+        // The programs are looked up as podman looks them up: on the
+        // caller's own PATH (`exec.LookPath`), not on the PATH conmon is
+        // given, and handed to conmon as absolute paths.
+        let caller_path = std::env::var_os("PATH");
         fn not_found<'a>(
             what: &'static str,
             name: &'a str,
@@ -174,8 +178,9 @@ impl ConmonConfig {
             "OCI runtime",
             &self.runtime_name,
             &self.runtime_paths,
-            path_var.as_deref(),
+            caller_path.as_deref(),
         )
+        .and_then(made_absolute)
         .map_err(not_found("OCI runtime", &self.runtime_name))?;
         let conmon = match &self.conmon_path {
             Some(path) => resolve_program(
@@ -188,7 +193,8 @@ impl ConmonConfig {
             None => {
                 let candidates: Vec<PathBuf> =
                     CONMON_CANDIDATES.iter().map(PathBuf::from).collect();
-                resolve_program("conmon", "conmon", &candidates, path_var.as_deref())
+                resolve_program("conmon", "conmon", &candidates, caller_path.as_deref())
+                    .and_then(made_absolute)
                     .map_err(not_found("conmon", "conmon"))?
             }
         };
@@ -198,4 +204,12 @@ impl ConmonConfig {
             path_var,
         })
     }
+}
+
+/// `path` made absolute against the caller's working directory (a `$PATH`
+/// entry or a runtime name may be relative; conmon runs in the bundle).
+fn made_absolute(path: PathBuf) -> Result<PathBuf, runtime_api::RuntimeError> {
+    std::path::absolute(&path).map_err(|e| {
+        runtime_api::RuntimeError::io(format!("making {} absolute", path.display()), e)
+    })
 }

@@ -8,6 +8,7 @@
 //! When a session ends its directory is removed and its conmon reaped.
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +74,23 @@ async fn launch(
     c: &ContainerDescription,
     config: &ExecConfig,
     attach: bool,
+    preserved: Option<Vec<OwnedFd>>,
 ) -> Result<Launched, RuntimeError> {
     config.validate()?;
     if config.terminal {
         rt.require_exec_terminal("exec with a terminal").await?;
     }
+    let preserved = match preserved {
+        Some(fds) if fds.len() == config.preserve_fds as usize => fds,
+        Some(fds) => {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "the exec preserves {} fds but {} were handed over",
+                config.preserve_fds,
+                fds.len()
+            )))
+        }
+        None => crate::exec::preserved::callers_fds(config.preserve_fds)?,
+    };
     require_running(rt, c).await?;
     let id = new_session_id()?;
     let container = ContainerLayout::new(&rt.config, c);
@@ -92,7 +105,7 @@ async fn launch(
         process: None,
         settled: false,
     };
-    match run.run(config, &id, attach).await {
+    match run.run(config, &id, attach, preserved).await {
         Ok((pid, socket, sync)) => {
             run.settled = true;
             rt.exec_sessions.insert(
@@ -154,6 +167,7 @@ impl ExecLaunch<'_> {
         config: &ExecConfig,
         id: &ExecSessionId,
         attach: bool,
+        preserved: Vec<OwnedFd>,
     ) -> Result<(i32, Option<AttachSocket>, SyncReader), RuntimeError> {
         let rt = self.rt;
         let c = self.c;
@@ -186,7 +200,7 @@ impl ExecLaunch<'_> {
         create_dir_with_mode(&layout.exit_dir, 0o700)?;
         create_dir_with_mode(&layout.persist_dir, 0o700)?;
 
-        let pipes = PipeNumbers::new(0, true);
+        let pipes = PipeNumbers::new(preserved.len() as u32, true);
         let argv = ExecArgv {
             config: &rt.config,
             runtime_path: &rt.runtime_path,
@@ -198,6 +212,7 @@ impl ExecLaunch<'_> {
             stdin: config.stdin,
             timeout_secs: config.timeout.map(|t| t.as_secs().max(1)),
             exit_delay_secs: config.exit_delay.map(|d| d.as_secs()),
+            preserve_fds: config.preserve_fds,
         }
         .build();
         let env: Vec<(String, String)> = ConmonEnv {
@@ -216,13 +231,14 @@ impl ExecLaunch<'_> {
             env,
             cwd: &layout.dir,
             pipes,
-            pass_fds: Vec::new(),
+            pass_fds: preserved,
             trailing_fds: Vec::new(),
             monitor_pidfile: layout.conmon_pidfile.clone(),
             cuuid: id.as_str(),
             oci_log: layout.oci_log.clone(),
             runtime_command: format!("{} exec {}", rt.runtime_path.display(), c.id()),
             limit: rt.config.timeouts.exec,
+            passthrough: None,
         };
         let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
         // The first byte lets conmon fork and make the attach socket; the
@@ -467,9 +483,10 @@ pub(crate) async fn exec(
     config: &ExecConfig,
     streams: AttachStreams,
     options: AttachOptions,
+    preserved: Option<Vec<OwnedFd>>,
 ) -> Result<ExecHandle, RuntimeError> {
     let keys = prepare(c, &streams, &options)?;
-    let launched = launch(rt, c, config, true).await?;
+    let launched = launch(rt, c, config, true, preserved).await?;
     let Launched {
         session,
         files,
@@ -486,31 +503,76 @@ pub(crate) async fn exec(
     }
     let c = c.clone();
     let terminal = config.terminal;
-    let exit_delay = config.exit_delay.unwrap_or_default();
-    let kill_wait = rt.config.timeouts.kill_wait;
-    let completion_limit = rt.config.timeouts.exec_completion;
-    let registry = Arc::clone(&rt.exec_sessions);
-    let session_for_wait = session.clone();
+    let settle = Settle {
+        registry: Arc::clone(&rt.exec_sessions),
+        files,
+        session: session.clone(),
+        exit_delay: config.exit_delay.unwrap_or_default(),
+        kill_wait: rt.config.timeouts.kill_wait,
+        limit: rt.config.timeouts.exec_completion,
+    };
     let completion = Box::pin(async move {
-        let outcome = pump(&c, socket, streams, terminal, keys, options).await?;
-        let exit_code = match outcome {
-            AttachOutcome::StreamsEnded => Some(
-                wait_and_clean(
-                    &registry,
-                    &files,
-                    &session_for_wait,
-                    exit_delay,
-                    kill_wait,
-                    completion_limit,
-                )
-                .await?,
-            ),
-            // The process goes on; `exec_wait` reads its status later.
-            AttachOutcome::Detached | AttachOutcome::Cancelled => None,
-        };
-        Ok(ExecCompletion::new(outcome, exit_code))
+        complete(pump(&c, socket, streams, terminal, keys, options), settle).await
     });
     Ok(ExecHandle::new(session, completion))
+}
+
+/// What an attached session's end needs to settle it.
+struct Settle {
+    registry: Arc<ExecRegistry>,
+    files: SessionLayout,
+    session: ExecSession,
+    exit_delay: Duration,
+    kill_wait: Duration,
+    limit: Duration,
+}
+
+/// Runs an attached session's streams to their end, then settles the
+/// session: its exit status when the streams ended with the process; none
+/// after a detach or a cancellation (`exec_wait` reads it later). When the
+/// streams fail, the process can no longer be attached: it is killed, its
+/// status read and its pending entry and files removed, and the streams'
+/// error returned.
+async fn complete(
+    pump: impl std::future::Future<Output = Result<AttachOutcome, RuntimeError>>,
+    settle: Settle,
+) -> Result<ExecCompletion, RuntimeError> {
+    let Settle {
+        registry,
+        files,
+        session,
+        exit_delay,
+        kill_wait,
+        limit,
+    } = settle;
+    match pump.await {
+        Ok(AttachOutcome::StreamsEnded) => {
+            let code =
+                wait_and_clean(&registry, &files, &session, exit_delay, kill_wait, limit).await?;
+            Ok(ExecCompletion::new(AttachOutcome::StreamsEnded, Some(code)))
+        }
+        Ok(outcome) => Ok(ExecCompletion::new(outcome, None)),
+        Err(err) => {
+            let pending = registry.get(&session.id);
+            if let Some(process) = pending.as_ref().and_then(|s| s.process.as_ref()) {
+                if let Err(e) = process.send_signal(libc::SIGKILL) {
+                    debug!(session = %session.id, error = %e, "killing an exec whose streams failed");
+                }
+            }
+            drop(pending);
+            if let Err(e) = wait_and_clean(
+                &registry, &files, &session, exit_delay, kill_wait, kill_wait,
+            )
+            .await
+            {
+                debug!(session = %session.id, error = %e, "settling an exec whose streams failed");
+            }
+            // A status that could not be read in time must not stay
+            // pending for a session nobody can wait on.
+            registry.remove(&session.id);
+            Err(err)
+        }
+    }
 }
 
 pub(crate) async fn exec_detached(
@@ -518,7 +580,7 @@ pub(crate) async fn exec_detached(
     c: &ContainerDescription,
     config: &ExecConfig,
 ) -> Result<ExecSession, RuntimeError> {
-    Ok(launch(rt, c, config, false).await?.session)
+    Ok(launch(rt, c, config, false, None).await?.session)
 }
 
 /// The pidfd taken on the session's process when it started; `None` once
@@ -597,7 +659,7 @@ pub(crate) async fn exec_resize(
 ) -> Result<(), RuntimeError> {
     rt.require_exec_terminal("exec_resize_terminal").await?;
     let files = ContainerLayout::new(&rt.config, c).session(&session.id);
-    let size = attach::TerminalSize::new(size.rows, size.cols).map_err(|e| from_attach(c, e))?;
+    let size = attach::TerminalSize::new(size.rows, size.cols);
     attach::resize(&files.ctl, size, rt.config.timeouts.attach)
         .await
         .map_err(|e| match e {
@@ -606,4 +668,56 @@ pub(crate) async fn exec_resize(
             }
             other => from_attach(c, other),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime_api::{ContainerId, LogDriver};
+
+    #[tokio::test]
+    async fn a_failed_output_pump_leaves_no_pending_exec_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ConmonConfig::new("runc", dir.path().join("tmp"));
+        let c = ContainerDescription::builder(
+            ContainerId::new("c1").unwrap(),
+            dir.path().join("bundle"),
+            dir.path().join("run"),
+        )
+        .log(LogDriver::None, "/dev/null")
+        .build()
+        .unwrap();
+        let id = ExecSessionId::new("s1").unwrap();
+        let files = ContainerLayout::new(&config, &c).session(&id);
+        std::fs::create_dir_all(&files.dir).unwrap();
+
+        let registry = Arc::new(ExecRegistry::default());
+        // conmon's end of the sync pipe is gone: the status read ends at once.
+        let (parent, _) = sync_pipe::seqpacket_pair().unwrap();
+        registry.insert(
+            id.clone(),
+            SessionState {
+                sync: tokio::sync::Mutex::new(SyncReader::new(parent).unwrap()),
+                process: None,
+            },
+        );
+        let settle = Settle {
+            registry: Arc::clone(&registry),
+            files: files.clone(),
+            session: ExecSession::new(id.clone(), None),
+            exit_delay: Duration::ZERO,
+            kill_wait: Duration::from_secs(5),
+            limit: Duration::from_secs(5),
+        };
+        let failing_pump = async {
+            Err(RuntimeError::io(
+                "attach to container c1",
+                std::io::Error::other("the attach socket broke"),
+            ))
+        };
+        let err = complete(failing_pump, settle).await.unwrap_err();
+        assert!(err.to_string().contains("the attach socket broke"), "{err}");
+        assert_eq!(registry.len(), 0, "the exec's pending entry leaked");
+        assert!(!files.dir.exists(), "the session's directory is left");
+    }
 }

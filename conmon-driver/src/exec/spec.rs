@@ -13,21 +13,26 @@
 //!   `/etc/group` ([`resolve_exec_user`]); the additional gids always hold
 //!   the primary gid, sorted and without duplicates; the container's umask
 //!   is kept;
-//! - capabilities: the inheritable set is emptied; a root exec user gets
-//!   the bounding set as effective and permitted set; an exec as the
-//!   container's own user (no user given) gets the container's effective
-//!   set as effective, inheritable, permitted and ambient set.
+//! - capabilities: a privileged exec's bounding set is everything the
+//!   kernel knows and the caller holds; the inheritable set is emptied; a
+//!   root exec user gets the bounding set as effective and permitted set;
+//!   an exec as the container's own user (no user given) gets the
+//!   container's effective set as effective, inheritable, permitted and
+//!   ambient set; another non-root user gets empty sets unless privileged;
+//!   then `cap_add` and `cap_drop` apply.
 //!
-//! Kept from the container unchanged: the bounding set, the SELinux label, the AppArmor profile, rlimits,
+//! Kept from the container unchanged: the bounding set (unless privileged or
+//! changed by `cap_add`/`cap_drop`), the SELinux label, the AppArmor profile, rlimits,
 //! `noNewPrivileges`, the OOM score, the console size.
 
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Capabilities, Process, Spec, User};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, Process, Spec, User};
 use runtime_api::{ExecConfig, RuntimeError};
 
+use crate::exec::capabilities::{normalized_options, privileged_capabilities, to_spec_set};
 use crate::exec::user::resolve_exec_user;
 
 /// Builds the OCI process of an exec session in `container` (its runtime
@@ -129,22 +134,80 @@ pub fn build_exec_process_as(
     user.set_umask(container_user.umask());
     process.set_user(user);
 
-    if let Some(caps) = process.capabilities().clone() {
-        let mut caps = caps;
-        caps.set_inheritable(Some(Capabilities::new()));
-        if exec_user.uid == 0 {
-            caps.set_effective(caps.bounding().clone());
-            caps.set_permitted(caps.bounding().clone());
-        } else if config.user.is_none() {
-            let effective = caps.effective().clone();
-            caps.set_inheritable(effective.clone());
-            caps.set_permitted(effective.clone());
-            caps.set_ambient(effective);
-        }
-        process.set_capabilities(Some(caps));
-    }
+    set_capabilities(&mut process, config, exec_user.uid)?;
 
     Ok(process)
+}
+
+/// The exec's capability sets, as podman's `setProcessCapabilitiesExec`
+/// computes them, plus the exec's own additions and removals:
+///
+/// - privileged: the bounding set becomes every capability the kernel knows
+///   that the caller holds ([`privileged_capabilities`]);
+/// - the inheritable set is emptied;
+/// - a root exec user gets the bounding set as effective and permitted set;
+///   an exec as the container's own user gets the container's effective
+///   set as effective, inheritable, permitted and ambient set; any other
+///   user gets empty effective, permitted and ambient sets unless
+///   privileged (the kernel would clear them at `execve` anyway);
+/// - `cap_add` joins the bounding, effective and permitted sets, then
+///   `cap_drop` leaves every set.
+fn set_capabilities(
+    process: &mut Process,
+    config: &ExecConfig,
+    uid: u32,
+) -> Result<(), RuntimeError> {
+    let capability_error = |e| RuntimeError::driver("computing the exec's capabilities", e);
+    let (add, drop) =
+        normalized_options(&config.cap_add, &config.cap_drop).map_err(capability_error)?;
+    let mut caps = match process.capabilities().clone() {
+        Some(caps) => caps,
+        None if config.privileged || !add.is_empty() => LinuxCapabilities::default(),
+        None => return Ok(()),
+    };
+    if config.privileged {
+        let all = privileged_capabilities().map_err(capability_error)?;
+        caps.set_bounding(Some(to_spec_set(&all)));
+    }
+    caps.set_inheritable(Some(Capabilities::new()));
+    if uid == 0 {
+        caps.set_effective(caps.bounding().clone());
+        caps.set_permitted(caps.bounding().clone());
+    } else if config.user.is_none() {
+        let effective = caps.effective().clone();
+        caps.set_inheritable(effective.clone());
+        caps.set_permitted(effective.clone());
+        caps.set_ambient(effective);
+    } else if !config.privileged {
+        caps.set_effective(Some(Capabilities::new()));
+        caps.set_permitted(Some(Capabilities::new()));
+        caps.set_ambient(Some(Capabilities::new()));
+    }
+    let added = to_spec_set(&add);
+    let dropped = to_spec_set(&drop);
+    let with_added = |set: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut set = set.clone().unwrap_or_default();
+        set.extend(added.iter().copied());
+        Some(set)
+    };
+    if !added.is_empty() {
+        caps.set_bounding(with_added(caps.bounding()));
+        caps.set_effective(with_added(caps.effective()));
+        caps.set_permitted(with_added(caps.permitted()));
+    }
+    if !dropped.is_empty() {
+        let without = |set: &Option<Capabilities>| {
+            set.as_ref()
+                .map(|set| set.difference(&dropped).copied().collect::<Capabilities>())
+        };
+        caps.set_bounding(without(caps.bounding()));
+        caps.set_effective(without(caps.effective()));
+        caps.set_permitted(without(caps.permitted()));
+        caps.set_inheritable(without(caps.inheritable()));
+        caps.set_ambient(without(caps.ambient()));
+    }
+    process.set_capabilities(Some(caps));
+    Ok(())
 }
 
 /// Whether the container's user namespace maps exactly one gid (a
@@ -374,13 +437,60 @@ mod tests {
             assert_eq!(set.as_ref(), Some(&kill));
         }
 
-        // Another non-root user: inheritable emptied, the rest kept.
+        // Another non-root user: effective, permitted, inheritable and
+        // ambient sets cleared (the kernel would clear them at execve).
         config.user = Some("nobody".into());
         let p = build_exec_process(&spec, root.path(), &config).unwrap();
         let c = p.capabilities().as_ref().unwrap();
-        assert_eq!(c.effective().as_ref(), Some(&kill));
-        assert_eq!(c.inheritable().as_ref(), Some(&Capabilities::new()));
-        assert_eq!(c.ambient().as_ref(), None);
+        for set in [c.effective(), c.permitted(), c.inheritable(), c.ambient()] {
+            assert_eq!(set.as_ref(), Some(&Capabilities::new()));
+        }
+        assert_eq!(c.bounding().as_ref(), Some(&all));
+    }
+
+    #[test]
+    fn privileged_exec_gets_every_capability_the_host_allows_and_options_apply() {
+        let root = rootfs();
+        let spec = container_spec(&[PATH], 1234, false);
+        let host: Capabilities = crate::exec::capabilities::to_spec_set(
+            &crate::exec::capabilities::privileged_capabilities().unwrap(),
+        );
+        let mut config = ExecConfig::new(["id"]);
+        config.user = Some("0".into());
+        config.privileged = true;
+        let p = build_exec_process(&spec, root.path(), &config).unwrap();
+        let c = p.capabilities().as_ref().unwrap();
+        for set in [c.bounding(), c.effective(), c.permitted()] {
+            assert_eq!(set.as_ref(), Some(&host));
+        }
+
+        // A privileged non-root user keeps the container's sets.
+        config.user = Some("nobody".into());
+        let p = build_exec_process(&spec, root.path(), &config).unwrap();
+        let c = p.capabilities().as_ref().unwrap();
+        assert_eq!(c.effective().as_ref(), Some(&caps(&[Capability::Kill])));
+
+        // cap_add and cap_drop, in any spelling.
+        let mut config = ExecConfig::new(["id"]);
+        config.user = Some("0".into());
+        config.cap_add = vec!["net_admin".into()];
+        config.cap_drop = vec!["CAP_CHOWN".into()];
+        let p = build_exec_process(&spec, root.path(), &config).unwrap();
+        let c = p.capabilities().as_ref().unwrap();
+        let expected = caps(&[Capability::Kill, Capability::NetAdmin]);
+        for set in [c.bounding(), c.effective(), c.permitted()] {
+            assert_eq!(set.as_ref(), Some(&expected));
+        }
+
+        config.cap_add = vec!["NET_WIZARD".into()];
+        let err = build_exec_process(&spec, root.path(), &config).unwrap_err();
+        assert_eq!(
+            err.driver_error::<crate::CapabilityError>(),
+            Some(&crate::CapabilityError::Unknown {
+                option: "cap_add",
+                name: "NET_WIZARD".into()
+            })
+        );
     }
 
     #[test]

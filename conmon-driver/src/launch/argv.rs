@@ -205,8 +205,19 @@ fn shared_args(s: &Shared<'_>) -> ArgList {
         args.push("--runtime-arg").push("--log-format=json");
         args.push("--runtime-arg").push("--log").push(log);
     }
-    if let Some(tag) = c.log().tag.as_deref().filter(|t| !t.is_empty()) {
-        args.push("--log-tag").push(tag);
+    // The tag is rendered as podman renders it; `create` refused a tag that
+    // does not render, so the verbatim fallback serves only callers that
+    // build argv for a description `create` never saw.
+    match crate::logs::tag::rendered_log_tag(c) {
+        Ok(Some(tag)) => {
+            args.push("--log-tag").push(tag);
+        }
+        Ok(None) => {}
+        Err(_) => {
+            if let Some(tag) = c.log().tag.as_deref() {
+                args.push("--log-tag").push(tag);
+            }
+        }
     }
     if c.no_cgroups() {
         args.push("--runtime-arg").push("--cgroup-manager");
@@ -240,6 +251,8 @@ pub struct ExecArgv<'a> {
     pub timeout_secs: Option<u64>,
     /// conmon's `--exit-delay`.
     pub exit_delay_secs: Option<u64>,
+    /// fds passed to the process (the runtime's `--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 impl ExecArgv<'_> {
@@ -260,6 +273,11 @@ impl ExecArgv<'_> {
             oci_log: (self.json_errors && config.log_level != LogLevel::Debug)
                 .then(|| layout.oci_log.clone()),
         });
+        if self.preserve_fds > 0 {
+            args.push("--runtime-opt").push("--preserve-fds");
+            args.push("--runtime-opt")
+                .push(self.preserve_fds.to_string());
+        }
         if self.terminal {
             args.push("-t");
         }

@@ -14,4 +14,5 @@ pub(crate) mod ports;
 pub(crate) mod process;
 pub(crate) mod process_group;
 pub(crate) mod sequence;
+pub(crate) mod terminal;
 pub(crate) mod userns;

@@ -1,6 +1,7 @@
 //! What only a conmon launch can take or give beyond the trait's
 //! `create`: host ports conmon holds for the container's lifetime, named
 //! fds for helpers that watch conmon (a network helper's sync pipe), and
+//! the stdio of a container whose output passes through conmon, and
 //! what the launch produced (conmon's pid, where each named fd sits in
 //! conmon, where conmon was placed). Used through
 //! [`ConmonRuntime::create_with`](crate::ConmonRuntime::create_with).
@@ -51,6 +52,39 @@ pub struct MonitorOptions {
     pub reserved_ports: Vec<PortReservation>,
     /// Named fds handed to conmon (after its pipes and the ports).
     pub extra_fds: Vec<NamedFd>,
+    /// The stdio a container with the passthrough log driver reads and
+    /// writes; `None` hands it the caller's own stdin, stdout and stderr,
+    /// as podman's `--log-driver passthrough` does. Refused with any other
+    /// log driver.
+    pub passthrough_stdio: Option<PassthroughStdio>,
+}
+
+/// Three fds that become conmon's stdin, stdout and stderr, which conmon
+/// hands on to the container under the passthrough log driver.
+#[derive(Debug)]
+pub struct PassthroughStdio {
+    /// The container's stdin.
+    pub stdin: OwnedFd,
+    /// The container's stdout.
+    pub stdout: OwnedFd,
+    /// The container's stderr.
+    pub stderr: OwnedFd,
+}
+
+impl PassthroughStdio {
+    /// Duplicates of this process's fds 0, 1 and 2.
+    ///
+    /// # Errors
+    ///
+    /// The `dup` failure, e.g. when one of them is closed.
+    pub fn inherited() -> std::io::Result<Self> {
+        use std::os::fd::AsFd;
+        Ok(Self {
+            stdin: std::io::stdin().as_fd().try_clone_to_owned()?,
+            stdout: std::io::stdout().as_fd().try_clone_to_owned()?,
+            stderr: std::io::stderr().as_fd().try_clone_to_owned()?,
+        })
+    }
 }
 
 /// What a conmon launch produced.

@@ -31,12 +31,26 @@ const MAX_STDERR: u64 = 64 * 1024;
 
 /// Whether `pid` runs a conmon whose argv holds `-u cuuid`.
 pub(crate) fn is_monitor_of(pid: i32, cuuid: &str) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-    args.windows(2)
-        .any(|pair| pair[0] == b"-u" && pair[1] == cuuid.as_bytes())
+    monitor_identity(pid, cuuid) == Some(true)
+}
+
+/// Whether `pid`'s command line holds `-u cuuid`; `None` when it cannot be
+/// read for a reason other than the process being gone (permission, a
+/// `hidepid` mount), so the caller decides by other means.
+pub(crate) fn monitor_identity(pid: i32, cuuid: &str) -> Option<bool> {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => {
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            Some(
+                args.windows(2)
+                    .any(|pair| pair[0] == b"-u" && pair[1] == cuuid.as_bytes()),
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        // An empty read or ESRCH also means the process is gone.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// A pidfd on the conmon monitor named by `pidfile`, when that process is
@@ -61,24 +75,35 @@ pub(crate) struct ConmonProcess {
 
 impl ConmonProcess {
     /// Spawns `cmd` (arguments, environment, cwd and pre-exec hooks already
-    /// set) with stdin and stdout on /dev/null, stderr captured, its own
-    /// process group, and killed if this value is dropped unawaited.
+    /// set) in its own process group, killed if this value is dropped
+    /// unawaited. Without `passthrough`, stdin and stdout are /dev/null and
+    /// stderr is captured; with it, conmon gets those three fds (which it
+    /// hands to the container) and its own stderr is not captured.
     pub(crate) fn spawn(
         mut cmd: tokio::process::Command,
         conmon: &Path,
         monitor_pidfile: PathBuf,
         cuuid: &str,
+        passthrough: Option<crate::PassthroughStdio>,
     ) -> Result<Self, RuntimeError> {
         let stderr = tempfile::tempfile()
             .map_err(|e| RuntimeError::io("creating a file for conmon's stderr", e))?;
-        let for_child = stderr
-            .try_clone()
-            .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(for_child)
-            .process_group(0)
-            .kill_on_drop(true);
+        match passthrough {
+            None => {
+                let for_child = stderr
+                    .try_clone()
+                    .map_err(|e| RuntimeError::io("duplicating conmon's stderr file", e))?;
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(for_child);
+            }
+            Some(stdio) => {
+                cmd.stdin(Stdio::from(stdio.stdin))
+                    .stdout(Stdio::from(stdio.stdout))
+                    .stderr(Stdio::from(stdio.stderr));
+            }
+        }
+        cmd.process_group(0).kill_on_drop(true);
         let parent = cmd.spawn().map_err(|e| {
             crate::LaunchError::new(
                 LaunchStage::Spawn,
@@ -196,22 +221,76 @@ impl ConmonProcess {
                 warn!(pid = monitor.pid(), "conmon's monitor survived SIGKILL");
             }
         }
+        // The parent is gone: a monitor it forked before writing the
+        // pidfile is found by its command line.
+        for monitor in launch_processes(&self.cuuid) {
+            let _ = monitor.send_signal(libc::SIGKILL);
+            if !matches!(monitor.exited(limit).await, Ok(true)) {
+                warn!(pid = monitor.pid(), "conmon's monitor survived SIGKILL");
+            }
+        }
         self.armed = false;
+    }
+}
+
+/// Every live process whose command line holds `-u cuuid` (conmon's
+/// parent and its monitor carry the same argv), pinned by a pidfd. Used
+/// once conmon's parent is gone, when no new monitor can appear, to find a
+/// monitor forked before its pidfile was written.
+fn launch_processes(cuuid: &str) -> Vec<PidFd> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            // Opened first, checked second: the pidfd pins the process the
+            // command line belongs to.
+            let pidfd = PidFd::open(pid).ok().flatten()?;
+            is_monitor_of(pid, cuuid).then_some(pidfd)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process of `cuuid`'s launch (see [`launch_processes`]).
+fn kill_launch_processes(cuuid: &str) {
+    for process in launch_processes(cuuid) {
+        let _ = process.send_signal(libc::SIGKILL);
     }
 }
 
 impl Drop for ConmonProcess {
     /// An abandoned launch (its future dropped) must not leave conmon to
     /// carry on: conmon treats a closed start pipe as "go".
+    ///
+    /// The parent may have forked the monitor without having written the
+    /// pidfile yet: once the parent is reaped (it can fork no more), the
+    /// monitor is found by its command line and killed, in the background
+    /// when a tokio runtime is there, at once otherwise.
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        if let Some(parent) = self.parent.as_mut() {
+        let mut parent = self.parent.take();
+        if let Some(parent) = parent.as_mut() {
             let _ = parent.start_kill();
         }
         if let Some(monitor) = monitor_pidfd(&self.monitor_pidfile, &self.cuuid) {
             let _ = monitor.send_signal(libc::SIGKILL);
+        }
+        let cuuid = std::mem::take(&mut self.cuuid);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Some(mut parent) = parent {
+                        let _ = parent.wait().await;
+                    }
+                    kill_launch_processes(&cuuid);
+                });
+            }
+            Err(_) => kill_launch_processes(&cuuid),
         }
     }
 }

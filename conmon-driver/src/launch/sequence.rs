@@ -57,6 +57,9 @@ pub(crate) struct LaunchPlan<'a> {
     pub(crate) runtime_command: String,
     /// The deadline of the whole launch.
     pub(crate) limit: Duration,
+    /// conmon's stdio under the passthrough log driver (else /dev/null
+    /// and a captured stderr).
+    pub(crate) passthrough: Option<crate::PassthroughStdio>,
 }
 
 /// A launch abandoned after its start byte, owned by its background undo.
@@ -162,7 +165,13 @@ impl<'a> ConmonLaunch<'a> {
             label.install_tokio(&mut cmd);
         }
         debug!(container = %c.id(), cuuid = plan.cuuid, argv = ?plan.argv, "spawning conmon");
-        let conmon = ConmonProcess::spawn(cmd, &rt.conmon_path, plan.monitor_pidfile, plan.cuuid)?;
+        let conmon = ConmonProcess::spawn(
+            cmd,
+            &rt.conmon_path,
+            plan.monitor_pidfile,
+            plan.cuuid,
+            plan.passthrough,
+        )?;
         let pid = conmon.pid();
         debug!(container = %c.id(), conmon_pid = pid, "conmon spawned");
         // conmon holds its own copies now; ours must close so that its exit

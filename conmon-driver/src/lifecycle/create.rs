@@ -19,7 +19,7 @@
 use std::os::fd::OwnedFd;
 
 use runtime_api::{
-    ContainerDescription, CreateOptions, CreatedContainer, RestoreOptions, RuntimeError,
+    ContainerDescription, CreateOptions, CreatedContainer, LogDriver, RestoreOptions, RuntimeError,
 };
 use sync_pipe::PipeNumbers;
 use tracing::{debug, warn};
@@ -32,7 +32,7 @@ use crate::layout::ContainerLayout;
 use crate::lifecycle::reservation::Reservation;
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::{RuntimeCli, Subcommand};
-use crate::{ConmonCreated, MonitorOptions, NamedFd};
+use crate::{ConmonCreated, MonitorOptions, NamedFd, PassthroughStdio};
 use tracing::{info_span, Instrument};
 
 impl ConmonRuntime {
@@ -92,8 +92,10 @@ pub(crate) async fn create(
     let MonitorOptions {
         reserved_ports,
         extra_fds,
+        passthrough_stdio,
         ..
     } = monitor;
+    let passthrough = passthrough_stdio_for(container, passthrough_stdio)?;
     if preserved_fds.len() != container.preserved_fds() as usize {
         return Err(RuntimeError::InvalidArgument(format!(
             "the container preserves {} fds but {} were handed to create",
@@ -112,6 +114,7 @@ pub(crate) async fn create(
             container.bundle().display()
         )));
     }
+    crate::launch::terminal::check_terminal(container, &container.bundle().join("config.json"))?;
     // Handed-over fds may lack close-on-exec (socket activation's never
     // have it): they must not reach the runtime commands run meanwhile.
     for fd in preserved_fds
@@ -203,6 +206,7 @@ pub(crate) async fn create(
         listen_count,
         ports: port_sockets,
         extra: extra_fds,
+        passthrough,
     };
     match launch.run(handed, restore).await {
         Ok(created) => {
@@ -229,6 +233,29 @@ struct HandedFds {
     ports: Vec<OwnedFd>,
     /// Named fds, after the ports.
     extra: Vec<NamedFd>,
+    /// conmon's stdio under the passthrough log driver.
+    passthrough: Option<PassthroughStdio>,
+}
+
+/// The stdio conmon hands to a container with the passthrough log driver:
+/// the caller's choice, else the caller's own stdin, stdout and stderr (as
+/// podman's `--log-driver passthrough`); `None` for every other driver,
+/// which refuses a stdio choice.
+fn passthrough_stdio_for(
+    c: &ContainerDescription,
+    given: Option<PassthroughStdio>,
+) -> Result<Option<PassthroughStdio>, RuntimeError> {
+    match (c.log().driver, given) {
+        (LogDriver::Passthrough, Some(stdio)) => Ok(Some(stdio)),
+        (LogDriver::Passthrough, None) => PassthroughStdio::inherited()
+            .map(Some)
+            .map_err(|e| RuntimeError::io("duplicating the caller's stdio for conmon", e)),
+        (_, None) => Ok(None),
+        (driver, Some(_)) => Err(RuntimeError::InvalidArgument(format!(
+            "container {} has passthrough stdio but logs with {driver:?}, not passthrough",
+            c.id()
+        ))),
+    }
 }
 
 impl Launch<'_> {
@@ -242,6 +269,7 @@ impl Launch<'_> {
             listen_count,
             ports,
             extra,
+            passthrough,
         } = handed;
         let rt = self.rt;
         let c = self.container;
@@ -285,6 +313,7 @@ impl Launch<'_> {
             oci_log: self.layout.oci_log.clone(),
             runtime_command: format!("{} create {}", rt.runtime_path.display(), c.id()),
             limit: rt.config.timeouts.create,
+            passthrough,
         };
         let launch = self.launch.insert(ConmonLaunch::spawn(rt, c, plan).await?);
         self.started = true;

@@ -1,6 +1,8 @@
 //! Removing a container: refused while it runs (unless forced), `RUNTIME
 //! delete --force`, a lingering conmon killed, then its files and cgroup
-//! removed.
+//! removed (also when stopping conmon failed: that error comes after).
+
+use std::path::Path;
 
 use runtime_api::{ContainerDescription, Result, RuntimeError};
 use state_probe::{RuntimeStatus, StateProbe};
@@ -68,34 +70,45 @@ impl ConmonRuntime {
                     }
                 }
             }
-            // conmon leaves once the container is gone; one that lingers
-            // past the delete limit is killed so no monitor leaks.
-            // Only a process that is this container's conmon: a pidfile
-            // outlives its process, and pids are reused.
-            if let Some(pidfd) = monitor_pidfd(&files.conmon_pidfile, c.id().as_str()) {
-                let operation = format!("waiting for conmon of container {} to exit", c.id());
-                if !pidfd
-                    .exited(self.config.timeouts.delete)
-                    .await
-                    .map_err(|e| from_probe(&operation, e))?
-                {
-                    warn!(
-                        monitor = pidfd.pid(),
-                        "conmon lingers after delete; killing it"
-                    );
-                    pidfd
-                        .send_signal(libc::SIGKILL)
-                        .map_err(|e| from_probe(&operation, e))?;
-                    pidfd
-                        .exited(self.config.timeouts.kill_wait)
-                        .await
-                        .map_err(|e| from_probe(&operation, e))?;
-                }
-            }
-            files.remove_all_off_thread().await
+            // The files go whatever happened to the monitor: a pidfd that
+            // cannot be awaited must not leave them behind. Its error is
+            // reported once they are gone.
+            let monitor = self.stop_monitor(c, &files.conmon_pidfile).await;
+            let removed = files.remove_all_off_thread().await;
+            monitor.and(removed)
         }
         .instrument(span)
         .await
+    }
+
+    /// conmon leaves once the container is gone; one that lingers past the
+    /// delete limit is killed so no monitor leaks. Only a process that is
+    /// this container's conmon: a pidfile outlives its process, and pids
+    /// are reused.
+    async fn stop_monitor(&self, c: &ContainerDescription, pidfile: &Path) -> Result<()> {
+        let Some(pidfd) = monitor_pidfd(pidfile, c.id().as_str()) else {
+            return Ok(());
+        };
+        let operation = format!("waiting for conmon of container {} to exit", c.id());
+        if pidfd
+            .exited(self.config.timeouts.delete)
+            .await
+            .map_err(|e| from_probe(&operation, e))?
+        {
+            return Ok(());
+        }
+        warn!(
+            monitor = pidfd.pid(),
+            "conmon lingers after delete; killing it"
+        );
+        pidfd
+            .send_signal(libc::SIGKILL)
+            .map_err(|e| from_probe(&operation, e))?;
+        pidfd
+            .exited(self.config.timeouts.kill_wait)
+            .await
+            .map_err(|e| from_probe(&operation, e))?;
+        Ok(())
     }
 
     pub(crate) async fn delete_container(&self, c: &ContainerDescription) -> Result<()> {

@@ -117,7 +117,7 @@ impl OciRuntime for ConmonRuntime {
         streams: AttachStreams,
         options: AttachOptions,
     ) -> Result<ExecHandle> {
-        crate::exec::session::exec(self, c, config, streams, options)
+        crate::exec::session::exec(self, c, config, streams, options, None)
             .instrument(info_span!("exec", container = %c.id()))
             .await
     }

@@ -1,4 +1,6 @@
-//! Resizing a container's terminal through conmon's control FIFO.
+//! Resizing a container's terminal through conmon's control FIFO. Every
+//! `u16` size is forwarded as podman forwards it (a zero dimension included:
+//! the terminal then reports that dimension as unknown).
 
 use runtime_api::{ContainerDescription, Result, RuntimeError, TerminalSize};
 
@@ -16,8 +18,7 @@ impl ConmonRuntime {
                 id: c.id().to_string(),
             });
         }
-        let size = attach::TerminalSize::new(size.rows, size.cols)
-            .map_err(|e| crate::streams::attach::from_attach(c, e))?;
+        let size = attach::TerminalSize::new(size.rows, size.cols);
         attach::resize(&c.bundle().join("ctl"), size, self.config.timeouts.attach)
             .await
             .map_err(|e| match e {

@@ -1,6 +1,12 @@
 //! A container's state: conmon's exit file first (code, finish time, OOM),
 //! then `RUNTIME state`; a runtime that says "stopped" before the exit file
 //! exists gets a short event-driven wait for it.
+//!
+//! A container this driver created (its persist directory exists) that the
+//! runtime says does not exist is exited, as podman records it: exit code
+//! -1 and finish time now, unless conmon's exit file (read once more, it
+//! may have landed meanwhile) says otherwise. An id the driver never
+//! created, or already removed, is `NoSuchContainer`.
 
 use std::time::SystemTime;
 
@@ -31,6 +37,19 @@ impl ConmonRuntime {
             return Ok(exited(record));
         }
         let state = match self.cli.state(c.id(), self.config.timeouts.state).await? {
+            StateProbe::Gone if files.persist_dir.is_dir() => {
+                if let Some(record) =
+                    read_exit_file(&files.exit_file).map_err(|e| from_probe(&operation, e))?
+                {
+                    return Ok(exited(record));
+                }
+                let mut state = ContainerState::new(ContainerStatus::Exited);
+                state.exit_code = Some(-1);
+                state.started_at = self.started_at(c);
+                state.finished_at = Some(SystemTime::now());
+                state.oom_killed = state_probe::oom_killed(&files.persist_dir);
+                return Ok(state);
+            }
             StateProbe::Gone => {
                 return Err(RuntimeError::NoSuchContainer {
                     id: c.id().to_string(),

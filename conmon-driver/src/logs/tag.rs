@@ -21,10 +21,12 @@
 //!   as its last argument, as in Go.
 //!
 //! Anything else (other fields, other functions, parentheses, variables,
-//! string literals, control structures) is refused with
-//! [`RuntimeError::InvalidArgument`] naming the offending part.
+//! string literals, control structures) is refused with a [`LogTagError`]
+//! naming the offending part.
 
-use runtime_api::RuntimeError;
+use runtime_api::ContainerDescription;
+
+use crate::ConmonDescription;
 
 /// The container data a log tag template can refer to, a subset of podman's
 /// inspect data.
@@ -43,6 +45,22 @@ pub struct LogTagData {
 }
 
 impl LogTagData {
+    /// The data a container's description carries: its ID and name, and
+    /// the image and pod set through
+    /// [`ConmonDescriptionExt`](crate::ConmonDescriptionExt) (empty when
+    /// not set).
+    pub fn of(container: &ContainerDescription) -> Self {
+        let options = container.conmon_options();
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        Self {
+            id: container.id().to_string(),
+            name: container.name().to_string(),
+            image_name: text(&options.image_name),
+            image_id: text(&options.image_id),
+            pod: text(&options.pod_id),
+        }
+    }
+
     /// The value of a field reference such as `.ID`, if known.
     fn field(&self, name: &str) -> Option<&str> {
         Some(match name {
@@ -53,6 +71,18 @@ impl LogTagData {
             ".Pod" => &self.pod,
             _ => return None,
         })
+    }
+}
+
+/// The container's log tag rendered against its own data, as podman's
+/// `getLogTag` renders it before handing it to conmon; `None` without a
+/// tag (an empty tag counts as none).
+pub(crate) fn rendered_log_tag(
+    container: &ContainerDescription,
+) -> Result<Option<String>, LogTagError> {
+    match container.log().tag.as_deref() {
+        None | Some("") => Ok(None),
+        Some(template) => render_log_tag(template, &LogTagData::of(container)).map(Some),
     }
 }
 
@@ -67,15 +97,15 @@ impl LogTagData {
 ///     ..LogTagData::default()
 /// };
 /// assert_eq!(render_log_tag("{{.Name}}/{{ .ID | truncate 12 }}", &data)?, "web/0123456789ab");
-/// # Ok::<(), runtime_api::RuntimeError>(())
+/// # Ok::<(), conmon_driver::LogTagError>(())
 /// ```
 ///
 /// # Errors
 ///
-/// [`RuntimeError::InvalidArgument`] naming the bad part of the template: an
-/// unknown field or function, an unclosed `{{`, a malformed number, a wrong
+/// [`LogTagError::UnknownField`] naming a field the data does not carry;
+/// [`LogTagError::Invalid`] naming any other bad part: an unknown function, an unclosed `{{`, a malformed number, a wrong
 /// argument count or type, or an out-of-range `slice`.
-pub fn render_log_tag(template: &str, data: &LogTagData) -> Result<String, RuntimeError> {
+pub fn render_log_tag(template: &str, data: &LogTagData) -> Result<String, LogTagError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     let mut trim_next_text = false;
@@ -127,8 +157,33 @@ fn push_text(out: &mut String, mut text: &str, trim_start: bool, trim_end: bool)
     out.push_str(text);
 }
 
-fn invalid(template: &str, problem: String) -> RuntimeError {
-    RuntimeError::InvalidArgument(format!("log tag template {template:?}: {problem}"))
+fn invalid(template: &str, problem: String) -> LogTagError {
+    LogTagError::Invalid {
+        template: template.to_string(),
+        problem,
+    }
+}
+
+/// Why a log tag template cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogTagError {
+    /// The template names a field the container's data does not carry.
+    #[error("log tag template {template:?}: unknown field {field}")]
+    UnknownField {
+        /// The whole template.
+        template: String,
+        /// The field, as written (`.Config.Labels`).
+        field: String,
+    },
+    /// Anything else this renderer refuses: an unknown function, an
+    /// unclosed action, a malformed number, a wrong argument.
+    #[error("log tag template {template:?}: {problem}")]
+    Invalid {
+        /// The whole template.
+        template: String,
+        /// What is wrong, quoting the bad part.
+        problem: String,
+    },
 }
 
 /// A token inside an action.
@@ -151,7 +206,7 @@ enum Value<'d> {
     Int(i64),
 }
 
-fn tokenize<'t>(template: &str, body: &'t str) -> Result<Vec<Token<'t>>, RuntimeError> {
+fn tokenize<'t>(template: &str, body: &'t str) -> Result<Vec<Token<'t>>, LogTagError> {
     let mut tokens = Vec::new();
     let mut rest = body.trim_start();
     while let Some(c) = rest.chars().next() {
@@ -199,7 +254,7 @@ fn render_action(
     body: &str,
     data: &LogTagData,
     out: &mut String,
-) -> Result<(), RuntimeError> {
+) -> Result<(), LogTagError> {
     let trimmed = body.trim();
     if trimmed.starts_with("/*") {
         if trimmed.ends_with("*/") && trimmed.len() >= 4 {
@@ -233,12 +288,16 @@ fn eval_operand<'d>(
     template: &str,
     token: Token<'_>,
     data: &'d LogTagData,
-) -> Result<Value<'d>, RuntimeError> {
+) -> Result<Value<'d>, LogTagError> {
     match token {
-        Token::Field(name) => data
-            .field(name)
-            .map(Value::Text)
-            .ok_or_else(|| invalid(template, format!("unknown field {name}"))),
+        Token::Field(name) => {
+            data.field(name)
+                .map(Value::Text)
+                .ok_or_else(|| LogTagError::UnknownField {
+                    template: template.to_string(),
+                    field: name.to_string(),
+                })
+        }
         Token::Number(text) => text
             .parse()
             .map(Value::Int)
@@ -257,7 +316,7 @@ fn eval_command<'d>(
     command: &[Token<'_>],
     piped: Option<Value<'d>>,
     data: &'d LogTagData,
-) -> Result<Value<'d>, RuntimeError> {
+) -> Result<Value<'d>, LogTagError> {
     let Some((first, args)) = command.split_first() else {
         return Err(invalid(template, "empty command in pipeline".to_owned()));
     };
@@ -304,7 +363,7 @@ fn describe(token: Token<'_>) -> String {
 
 /// `truncate TEXT N` or `TEXT | truncate N`: the first N bytes of TEXT
 /// (backing off to a character boundary), TEXT itself when shorter.
-fn truncate<'d>(template: &str, args: &[Value<'d>]) -> Result<Value<'d>, RuntimeError> {
+fn truncate<'d>(template: &str, args: &[Value<'d>]) -> Result<Value<'d>, LogTagError> {
     let (text, n) = match *args {
         [Value::Text(text), Value::Int(n)] | [Value::Int(n), Value::Text(text)] => (text, n),
         _ => {
@@ -324,7 +383,7 @@ fn truncate<'d>(template: &str, args: &[Value<'d>]) -> Result<Value<'d>, Runtime
 
 /// Go's `slice TEXT [START [END]]`, on bytes; indices must fall on
 /// character boundaries here.
-fn slice<'d>(template: &str, args: &[Value<'d>]) -> Result<Value<'d>, RuntimeError> {
+fn slice<'d>(template: &str, args: &[Value<'d>]) -> Result<Value<'d>, LogTagError> {
     let Some((&Value::Text(text), bounds)) = args.split_first() else {
         return Err(invalid(template, "slice takes a text first".to_owned()));
     };
@@ -472,7 +531,8 @@ mod tests {
         ];
         for (template, fragment) in table {
             match render_log_tag(template, &data()) {
-                Err(RuntimeError::InvalidArgument(msg)) => {
+                Err(e) => {
+                    let msg = e.to_string();
                     assert!(
                         msg.contains(fragment),
                         "{template:?}: {msg:?} lacks {fragment:?}"
@@ -482,7 +542,7 @@ mod tests {
                         "{msg:?} names the template"
                     );
                 }
-                other => panic!("{template:?} gave {other:?}"),
+                Ok(other) => panic!("{template:?} gave {other:?}"),
             }
         }
     }

@@ -25,9 +25,7 @@ pub(crate) fn from_attach(c: &ContainerDescription, err: AttachError) -> Runtime
         AttachError::SocketUnavailable { .. } => RuntimeError::ContainerNotRunning {
             id: c.id().to_string(),
         },
-        AttachError::InvalidDetachKey { .. } | AttachError::InvalidTerminalSize { .. } => {
-            RuntimeError::InvalidArgument(err.to_string())
-        }
+        AttachError::InvalidDetachKey { .. } => RuntimeError::InvalidArgument(err.to_string()),
         AttachError::Timeout { limit, what } => RuntimeError::Timeout {
             operation: format!("{what} for container {}", c.id()),
             limit,
