@@ -59,9 +59,6 @@ pub fn shell_script(workload: &Workload) -> String {
     // A loop of short sleeps, not one long sleep: the trap runs only
     // between commands.
     const IDLE: &str = "while :; do sleep 0.05; done";
-    // Written once the trap is set (a number, so that an exit-file watcher
-    // can wait for it): see `Target::ready`.
-    const READY: &str = "echo 0 > /.conformance-ready";
     match workload {
         Workload::Exit(code) => format!("exit {code}"),
         Workload::Print {
@@ -73,17 +70,14 @@ pub fn shell_script(workload: &Workload) -> String {
             quote(stdout),
             quote(stderr)
         ),
-        Workload::UntilSignalled => format!("trap 'exit 143' TERM; {READY}; {IDLE}"),
-        Workload::IgnoreTerm => format!("trap '' TERM; {READY}; {IDLE}"),
+        Workload::UntilSignalled => format!("trap 'exit 143' TERM; {IDLE}"),
+        Workload::IgnoreTerm => format!("trap '' TERM; {IDLE}"),
         Workload::Cat => "exec cat".into(),
         Workload::ReportSize { rows, cols } => {
             format!("while [ \"$(stty size)\" != '{rows} {cols}' ]; do sleep 0.05; done; stty size")
         }
     }
 }
-
-/// How long a started workload may take to set its signal handler.
-const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -116,20 +110,6 @@ impl Target for BusyboxTarget {
             description,
             guard: Box::new((bundle, dir)),
         })
-    }
-
-    /// A shell is PID 1 here, and PID 1 ignores a signal it has no handler
-    /// for: until the script's trap is set, SIGTERM would be lost. The
-    /// script writes a marker into the root filesystem once it is.
-    async fn ready(&self, c: &ContainerDescription, workload: &Workload) -> Result<(), String> {
-        if !matches!(workload, Workload::UntilSignalled | Workload::IgnoreTerm) {
-            return Ok(());
-        }
-        let marker = c.bundle().join("rootfs").join(".conformance-ready");
-        state_probe::wait_for_exit_file(&marker, READY_LIMIT)
-            .await
-            .map(drop)
-            .map_err(|e| format!("the workload never set its signal handler: {e}"))
     }
 
     fn exec_config(&self, workload: &Workload) -> ExecConfig {

@@ -98,13 +98,11 @@ impl<'a> Context<'a> {
 
     /// Prepares, creates and starts a container running `spec`.
     pub async fn start(&self, spec: ContainerSpec) -> Result<ContainerDescription, String> {
-        let workload = spec.workload.clone();
         let c = self.create(spec).await?;
         self.runtime
             .start(&c)
             .await
             .map_err(|e| unexpected("start", &e))?;
-        self.target.ready(&c, &workload).await?;
         Ok(c)
     }
 

@@ -142,13 +142,4 @@ pub trait Target: Send + Sync {
     /// target prepared: with stdin for [`Workload::Cat`], a terminal for
     /// [`Workload::ReportSize`].
     fn exec_config(&self, workload: &Workload) -> ExecConfig;
-
-    /// Returns once the started container `c` runs `workload` far enough
-    /// for the suite to test it (its signal handlers set). The suite calls
-    /// it right after `start`. By default at once, for targets whose
-    /// processes are ready when `start` returns.
-    async fn ready(&self, c: &ContainerDescription, workload: &Workload) -> Result<(), String> {
-        let _ = (c, workload);
-        Ok(())
-    }
 }
