@@ -27,6 +27,15 @@ fn open_fds() -> BTreeSet<String> {
         .collect()
 }
 
+/// A dropped driver aborts its exit watcher's reader task; on this
+/// single-threaded runtime the task (and its inotify fd) is dropped once
+/// the scheduler runs it, which yielding lets happen.
+async fn settle_dropped_tasks() {
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     if !need_runc() {
@@ -47,6 +56,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     s.runtime.wait(&c, Duration::from_secs(30)).await.unwrap();
     s.runtime.delete(&c).await.unwrap();
     drop(s);
+    settle_dropped_tasks().await;
     let fds_before = open_fds();
 
     // 1. conmon that never writes its sync record: a timeout within the
@@ -140,6 +150,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     s.runtime.delete(&c).await.unwrap();
     s.assert_nothing_left(&id);
     drop(s);
+    settle_dropped_tasks().await;
 
     assert_eq!(open_fds(), fds_before, "fds leaked by the launches");
 }
