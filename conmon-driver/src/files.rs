@@ -68,6 +68,8 @@ pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RuntimeError> {
 pub(crate) fn read_pidfile(path: &Path) -> Result<Option<i32>, RuntimeError> {
     match read_small_untrusted(path) {
         Ok(None) => Ok(None),
+        // podman reads a pid of 0 as "no process": nothing to signal.
+        Ok(Some(text)) if text.trim() == "0" => Ok(None),
         Ok(Some(text)) => parse_pid(&text).map(Some).ok_or_else(|| {
             RuntimeError::io(
                 format!("reading pidfile {}", path.display()),
@@ -125,11 +127,11 @@ mod tests {
     fn a_pidfile_holds_one_positive_pid() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pidfile");
-        for (content, expected) in [("42", Some(42)), (" 7\n", Some(7))] {
+        for (content, expected) in [("42", Some(42)), (" 7\n", Some(7)), ("0", None)] {
             std::fs::write(&path, content).unwrap();
             assert_eq!(read_pidfile(&path).unwrap(), expected, "{content:?}");
         }
-        for junk in ["0", "-1", "-42", "abc", "", "99999999999"] {
+        for junk in ["-1", "-42", "abc", "", "99999999999"] {
             std::fs::write(&path, junk).unwrap();
             assert!(read_pidfile(&path).is_err(), "{junk:?}");
         }
