@@ -3,8 +3,7 @@
 //! When a container exits, conmon writes `<exit-dir>/<container id>`: the
 //! decimal exit status (signal deaths are 128 + signal number), no newline,
 //! written atomically. The file's ctime is the moment the container
-//! finished. This module reads such a file, and waits for one to appear on
-//! an inotify event rather than by polling.
+//! finished. This module reads such a file; `exit_watch.rs` waits for one.
 
 use std::fs::Metadata;
 use std::io::Read;
@@ -13,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::ProbeError;
-use crate::exit_watch::ExitWatcher;
 
 /// The most bytes of an exit file that are read; a longer file is not an
 /// exit file, and its start is quoted in the error.
@@ -85,28 +83,4 @@ pub(crate) fn ctime(metadata: &Metadata) -> SystemTime {
     };
     // Only a ctime beyond what SystemTime can hold falls back to the epoch.
     time.unwrap_or(UNIX_EPOCH)
-}
-
-/// Waits for the exit file at `path` to appear, then reads it.
-///
-/// An inotify watch for `IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE` is put
-/// on the parent directory *before* checking whether the file already
-/// exists, so a file written between the check and the wait is not missed.
-/// The inotify descriptor is awaited through tokio's reactor; nothing polls.
-/// This call uses an inotify instance of its own; many concurrent waits
-/// should share one through an [`ExitWatcher`].
-///
-/// A file that is seen right after `IN_CREATE` but is still empty (created,
-/// not yet written) is waited on until it is closed or replaced.
-///
-/// # Errors
-///
-/// - [`ProbeError::Timeout`] when `limit` passes first, with the command
-///   `waiting for exit file <path>`.
-/// - [`ProbeError::InvalidExitFile`] when the finished file does not hold an
-///   exit code.
-/// - [`ProbeError::Io`] when the parent directory cannot be watched (e.g.
-///   it does not exist) or is removed while waiting.
-pub async fn wait_for_exit_file(path: &Path, limit: Duration) -> Result<ExitRecord, ProbeError> {
-    ExitWatcher::default().wait(path, limit).await
 }

@@ -1,6 +1,6 @@
 //! Many waits on exit files through one inotify instance.
 //!
-//! [`wait_for_exit_file`](crate::wait_for_exit_file) opens an inotify
+//! [`wait_for_exit_file`] opens an inotify
 //! instance per call; a system allows a user 128 by default, so an engine
 //! waiting on more containers than that at once would fail with `EMFILE`.
 //! An [`ExitWatcher`] holds one instance for all its waits: one watch per
@@ -29,6 +29,30 @@ use tokio::sync::Notify;
 
 use crate::exit_file::{read_exit_file, ExitRecord};
 use crate::ProbeError;
+
+/// Waits for the exit file at `path` to appear, then reads it.
+///
+/// An inotify watch for `IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE` is put
+/// on the parent directory *before* checking whether the file already
+/// exists, so a file written between the check and the wait is not missed.
+/// The inotify descriptor is awaited through tokio's reactor; nothing polls.
+/// This call uses an inotify instance of its own; many concurrent waits
+/// should share one through an [`ExitWatcher`].
+///
+/// A file that is seen right after `IN_CREATE` but is still empty (created,
+/// not yet written) is waited on until it is closed or replaced.
+///
+/// # Errors
+///
+/// - [`ProbeError::Timeout`] when `limit` passes first, with the command
+///   `waiting for exit file <path>`.
+/// - [`ProbeError::InvalidExitFile`] when the finished file does not hold an
+///   exit code.
+/// - [`ProbeError::Io`] when the parent directory cannot be watched (e.g.
+///   it does not exist) or is removed while waiting.
+pub async fn wait_for_exit_file(path: &Path, limit: Duration) -> Result<ExitRecord, ProbeError> {
+    ExitWatcher::default().wait(path, limit).await
+}
 
 /// Waits on exit files through one shared inotify instance. Cheap to
 /// share: hold one per engine (behind an `Arc`) and call

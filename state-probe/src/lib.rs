@@ -53,8 +53,8 @@ pub mod watch;
 
 pub use command::{render_command, run_bounded, CapturedOutput, OUTPUT_CAP};
 pub use error::ProbeError;
-pub use exit_file::{read_exit_file, wait_for_exit_file, ExitRecord};
-pub use exit_watch::ExitWatcher;
+pub use exit_file::{read_exit_file, ExitRecord};
+pub use exit_watch::{wait_for_exit_file, ExitWatcher};
 pub use oom::{oom_killed, read_persisted_exit};
 pub use pid::{alive, deadline_after, signal_zero, wait_for_exit, PidFd};
 pub use state::{
