@@ -342,15 +342,15 @@ async fn read_events(shared: Arc<Shared>, _flag: ReadingFlag) {
 
 /// The exit file's record once it is complete: a file that exists but
 /// does not parse yet (created, not written) counts as not there.
+///
+/// The decision rests on the content that was read, not on a second look
+/// at the file: the writer may finish in between, and the empty read must
+/// then still count as "not yet", with the next event reading the record.
 fn read_complete(path: &Path) -> Result<Option<ExitRecord>, ProbeError> {
     match read_exit_file(path) {
-        Err(ProbeError::InvalidExitFile { .. }) if is_empty(path) => Ok(None),
+        Err(ProbeError::InvalidExitFile { content, .. }) if content.trim().is_empty() => Ok(None),
         other => other,
     }
-}
-
-fn is_empty(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
 }
 
 fn parent_of(path: &Path) -> PathBuf {
