@@ -26,17 +26,26 @@ impl ContainerLayout {
             &self.oci_log,
             &self.container_pidfile,
             &self.conmon_pidfile,
+            &self.attach_socket,
+            &self.ctl,
+            &self.winsz,
         ] {
             remove_file_if_present(file)?;
         }
         match std::fs::remove_dir_all(&self.persist_dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RuntimeError::io(
-                format!("removing {}", self.persist_dir.display()),
-                e,
-            )),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    format!("removing {}", self.persist_dir.display()),
+                    e,
+                ))
+            }
         }
+        // The run directory is the caller's: it goes only when nothing but
+        // what was removed above was in it (a caller's own files keep it).
+        let _ = std::fs::remove_dir(&self.run_dir);
+        Ok(())
     }
 
     /// [`remove_all`](Self::remove_all) on tokio's blocking pool: removing

@@ -68,6 +68,9 @@ pub struct ContainerLayout {
     pub persist_dir: PathBuf,
     /// Touched just before `RUNTIME start`; its mtime is the start time.
     pub started_marker: PathBuf,
+    /// The caller's run directory (the driver creates it if missing, and
+    /// removes it at delete only once it is empty).
+    pub run_dir: PathBuf,
     /// The runtime's JSON error log.
     pub oci_log: PathBuf,
     /// Where the runtime writes the container's pid.
@@ -78,6 +81,8 @@ pub struct ContainerLayout {
     pub attach_socket: PathBuf,
     /// conmon's control FIFO (resize, log reopen).
     pub ctl: PathBuf,
+    /// conmon's window-size FIFO.
+    pub winsz: PathBuf,
     /// conmon's cgroup, `<parent>/conmon`, when conmon is placed with
     /// cgroupfs.
     pub conmon_cgroup: Option<String>,
@@ -100,11 +105,13 @@ impl ContainerLayout {
             exit_dir,
             started_marker: persist_dir.join("started"),
             persist_dir,
+            run_dir: c.run_dir().to_path_buf(),
             oci_log: c.run_dir().join("oci-log"),
             container_pidfile: c.run_dir().join("pidfile"),
             conmon_pidfile: c.conmon_pidfile(),
             attach_socket: c.bundle().join("attach"),
             ctl: c.bundle().join("ctl"),
+            winsz: c.bundle().join("winsz"),
             conmon_cgroup: crate::launch::placement::conmon_cgroupfs_path(config, c),
             default_parent: c.cgroup_parent().is_none(),
         }

@@ -165,8 +165,14 @@ impl RuntimeCli {
     ) -> Result<CapturedOutput, RuntimeError> {
         let cmd = self.command(sub);
         let rendered = state_probe::render_command(&cmd);
-        let out = run_bounded(cmd, limit)
+        // The command runs in a task of its own, so that a caller giving
+        // up does not kill it half-way: a `runc start` killed after it
+        // opened the exec FIFO starts the container yet leaves the FIFO,
+        // and runc then calls the running container "created" and blocks
+        // every later start. The command still ends within `limit`.
+        let out = tokio::spawn(run_bounded(cmd, limit))
             .await
+            .map_err(|e| RuntimeError::io(rendered.clone(), std::io::Error::other(e.to_string())))?
             .map_err(|e| from_probe(&rendered, e))?;
         if out.success() {
             return Ok(out);

@@ -97,6 +97,17 @@ pub enum FakeConmonBehaviour {
         /// The bytes written to the sync pipe, e.g. `garbage{`.
         raw: String,
     },
+    /// Like [`FakeConmonBehaviour::WritesRaw`], but the pidfile receives
+    /// `pidfile` verbatim instead of the background child's pid (junk, or
+    /// the pid of a process that is not a monitor at all).
+    WritesRawWithPidfile {
+        /// The bytes written to the sync pipe.
+        raw: String,
+        /// The pidfile's content.
+        pidfile: String,
+    },
+    /// Kill itself with `SIGSEGV` at once, as a crashing conmon would.
+    Crashes,
 }
 
 /// Writes a recording fake runtime to `<dir>/<name>` and returns its path.
@@ -213,13 +224,36 @@ pub fn fake_conmon(dir: &Path, behaviour: FakeConmonBehaviour) -> Result<PathBuf
             script.extend_from_slice(format!("exit {}\n", exit_code(code)).as_bytes());
         }
         FakeConmonBehaviour::NeverReports => {
-            script.extend_from_slice(&conmon_parent(None));
+            script.extend_from_slice(&conmon_parent(None, None));
         }
         FakeConmonBehaviour::WritesRaw { raw } => {
-            script.extend_from_slice(&conmon_parent(Some(&raw)));
+            script.extend_from_slice(&conmon_parent(Some(&raw), None));
         }
+        FakeConmonBehaviour::WritesRawWithPidfile { raw, pidfile } => {
+            script.extend_from_slice(&conmon_parent(Some(&raw), Some(&pidfile)));
+        }
+        FakeConmonBehaviour::Crashes => script.extend_from_slice(b"kill -SEGV $$\n"),
     }
     write_script(&dir.join(FAKE_CONMON_NAME), &script)
+}
+
+/// Writes `<dir>/<name>`, a `#!/bin/sh` script running `body` with the
+/// standard system directories on `PATH`, for a misbehaviour the ready-made
+/// fakes do not cover (a wrapper around a real runtime that hangs on one
+/// subcommand, say). Use [`shell_quote`] for embedded strings.
+///
+/// # Errors
+///
+/// [`TestkitError::Io`] when the directory's absolute path cannot be
+/// determined or the script cannot be written.
+pub fn fake_script(dir: &Path, name: &str, body: &str) -> Result<PathBuf, TestkitError> {
+    let dir = absolute(dir)?;
+    let mut script = header("fake program: misbehaves on purpose");
+    script.extend_from_slice(body.as_bytes());
+    if !body.ends_with('\n') {
+        script.push(b'\n');
+    }
+    write_script(&dir.join(name), &script)
 }
 
 /// Quotes `bytes` for the shell: wrapped in single quotes, each embedded
@@ -325,8 +359,9 @@ fi\n",
 const BLOCK_FOREVER: &str = "block=\"$(dirname \"$0\")/block-$$-$(date +%s%N)\" && mkfifo \"$block\" && read -r _ < \"$block\"";
 
 /// The script body of a fake conmon parent that never reports; with `raw`,
-/// its background child writes those bytes to the sync pipe first.
-fn conmon_parent(raw: Option<&str>) -> Vec<u8> {
+/// its background child writes those bytes to the sync pipe first; with
+/// `pidfile`, that text goes to the pidfile instead of the child's pid.
+fn conmon_parent(raw: Option<&str>, pidfile: Option<&str>) -> Vec<u8> {
     let mut part = b"check_fd() {\n\
 \tcase \"$2\" in\n\
 \t''|[0-9]) ;;\n\
@@ -373,9 +408,14 @@ fi\n"
             );
         }
     }
+    part.extend_from_slice(b"child=$!\n");
+    if let Some(content) = pidfile {
+        part.extend_from_slice(b"child=");
+        part.extend_from_slice(&shell_quote(content.as_bytes()));
+        part.push(b'\n');
+    }
     part.extend_from_slice(
-        b"child=$!\n\
-if [ -n \"$pidfile\" ]; then\n\
+        b"if [ -n \"$pidfile\" ]; then\n\
 \tprintf '%s' \"$child\" > \"$pidfile\"\n\
 fi\n\
 exit 0\n",
@@ -423,7 +463,7 @@ mod tests {
 
     #[test]
     fn never_reports_script_reads_start_pipe_and_writes_pidfile() {
-        let text = String::from_utf8(conmon_parent(None)).expect("script is text");
+        let text = String::from_utf8(conmon_parent(None, None)).expect("script is text");
         assert!(text.contains("dd bs=1 count=1 <&\"$_OCI_STARTPIPE\""));
         assert!(text.contains("--conmon-pidfile) pidfile=$arg"));
         assert!(text.contains("printf '%s' \"$child\" > \"$pidfile\""));

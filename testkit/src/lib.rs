@@ -18,6 +18,7 @@
 //! - [`mock`]: [`MockRuntime`](mock::MockRuntime), an in-memory runtime
 //!   with scripted processes that passes that suite.
 
+pub mod audit;
 pub mod bundle;
 pub mod conformance;
 pub mod error;
@@ -31,7 +32,7 @@ pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
 pub use error::TestkitError;
 pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{
-    fake_conmon, fake_runtime, fake_runtime_without_containers, recorded_calls,
-    FakeConmonBehaviour, FakeRuntimeBehaviour,
+    fake_conmon, fake_runtime, fake_runtime_without_containers, fake_script, recorded_calls,
+    shell_quote, FakeConmonBehaviour, FakeRuntimeBehaviour,
 };
 pub use guard::{find_binary, is_root, require, Need};

@@ -147,9 +147,14 @@ struct ExecLaunch<'a> {
 }
 
 impl Drop for ExecLaunch<'_> {
-    /// A launch whose future was dropped: conmon and its monitor are
-    /// killed by `ConmonProcess`'s own drop; the process and the session's
-    /// files go here.
+    /// A launch whose future was dropped. The runtime's `exec` that conmon
+    /// started goes on (killing it half-way could leave its process
+    /// unattended) and writes into the session's directory; so, in the
+    /// background, conmon's next report is awaited within the launch's
+    /// deadline, the process it names is killed, then conmon and its
+    /// monitor, and only then is the directory removed. Without a tokio
+    /// runtime to run that on, conmon is killed (by `ConmonProcess`'s own
+    /// drop) and the directory removed at once.
     fn drop(&mut self) {
         if self.settled {
             return;
@@ -157,7 +162,40 @@ impl Drop for ExecLaunch<'_> {
         if let Some(process) = &self.process {
             let _ = process.send_signal(libc::SIGKILL);
         }
-        remove_session_dir(&self.layout.dir);
+        let dir = self.layout.dir.clone();
+        let (Some(launch), Ok(handle)) =
+            (self.launch.take(), tokio::runtime::Handle::try_current())
+        else {
+            remove_session_dir(&dir);
+            return;
+        };
+        let mut abandoned = launch.abandon();
+        let exit_file = self.layout.exit_file.clone();
+        let kill_wait = self.rt.config.timeouts.kill_wait;
+        handle.spawn(async move {
+            if let Some(pid) = abandoned.read_next_record().await {
+                kill_abandoned_process(pid, &exit_file, kill_wait).await;
+            }
+            abandoned.kill_all().await;
+            remove_session_dir(&dir);
+        });
+    }
+}
+
+/// Kills the process of an abandoned exec, named by conmon's record,
+/// unless its exit file says it has already ended (its pid may then
+/// belong to another process).
+async fn kill_abandoned_process(pid: i32, exit_file: &Path, limit: Duration) {
+    if pid <= 0 || exit_file.exists() {
+        return;
+    }
+    match PidFd::open(pid) {
+        Ok(Some(process)) if !exit_file.exists() => {
+            let _ = process.send_signal(libc::SIGKILL);
+            let _ = process.exited(limit).await;
+        }
+        Ok(_) => {}
+        Err(e) => debug!(pid, error = %e, "an abandoned exec's process"),
     }
 }
 

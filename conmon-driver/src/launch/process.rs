@@ -184,7 +184,8 @@ impl ConmonProcess {
             .flatten()
             .map(|entry| entry.msg)
             .or_else(|| conmon_message.map(str::to_string))
-            .filter(|m| !m.trim().is_empty());
+            .filter(|m| !m.trim().is_empty())
+            .map(bounded_message);
         match message {
             Some(message) => match oci_runtime_error(runtime_name, command, &message) {
                 RuntimeError::RuntimeFailed { stderr: msg, .. } => {
@@ -292,5 +293,40 @@ impl Drop for ConmonProcess {
             }
             Err(_) => kill_launch_processes(&cuuid),
         }
+    }
+}
+
+/// The longest runtime message an error carries: a monitor or runtime
+/// may report megabytes, an error is read by people and logs.
+const MAX_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (on a character boundary), saying
+/// how long it was.
+fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &message[..end], message.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary_and_say_their_length() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let long = "é".repeat(5000);
+        let cut = bounded_message(long);
+        assert!(
+            cut.ends_with("... (10000 bytes in all)"),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
+        assert!(cut.len() < MAX_MESSAGE + 40);
     }
 }

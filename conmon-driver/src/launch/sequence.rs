@@ -78,12 +78,26 @@ impl AbandonedLaunch {
     /// which can leave the runtime with state of the id that neither
     /// `state` nor `delete` can see and that refuses the next create.
     pub(crate) async fn end(mut self) {
-        if let Some(sync) = self.sync.as_mut() {
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            if let Err(e) = sync.read_record(remaining).await {
-                debug!(error = %e, "the abandoned create's sync record");
+        self.read_next_record().await;
+        self.kill_all().await;
+    }
+
+    /// Waits, within the launch's deadline, for conmon's next sync record
+    /// (or for conmon closing the pipe); returns the record's data.
+    pub(crate) async fn read_next_record(&mut self) -> Option<i32> {
+        let sync = self.sync.as_mut()?;
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        match sync.read_record(remaining).await {
+            Ok(record) => i32::try_from(record.data).ok(),
+            Err(e) => {
+                debug!(error = %e, "an abandoned launch's sync record");
+                None
             }
         }
+    }
+
+    /// Kills conmon and its monitor.
+    pub(crate) async fn kill_all(mut self) {
         self.conmon.kill_all(self.kill_wait).await;
     }
 }

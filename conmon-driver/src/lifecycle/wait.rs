@@ -24,6 +24,17 @@ impl ConmonRuntime {
         let operation = format!("waiting for container {} to exit", c.id());
         let monitor = monitor_pidfd(&files.conmon_pidfile, c.id().as_str());
         let exit_file = self.exit_watcher.wait(&files.exit_file, limit);
+        let monitor_gone = || {
+            crate::LaunchError::new(
+                crate::LaunchStage::SyncRecord,
+                format!(
+                    "conmon of container {} exited without writing an exit file",
+                    c.id()
+                ),
+                String::new(),
+            )
+            .into_runtime_error(c.id().as_str())
+        };
         let record = match monitor {
             Some(monitor) => {
                 tokio::select! {
@@ -32,14 +43,7 @@ impl ConmonRuntime {
                         // conmon writes the exit file before it exits.
                         Ok(true) => match read_exit_file(&files.exit_file) {
                             Ok(Some(record)) => Ok(record),
-                            Ok(None) => return Err(crate::LaunchError::new(
-                                crate::LaunchStage::SyncRecord,
-                                format!(
-                                    "conmon of container {} exited without writing an exit file",
-                                    c.id()
-                                ),
-                                String::new(),
-                            ).into_runtime_error(c.id().as_str())),
+                            Ok(None) => return Err(monitor_gone()),
                             Err(e) => Err(e),
                         },
                         Ok(false) => return Err(RuntimeError::Timeout { operation, limit }),
@@ -49,6 +53,10 @@ impl ConmonRuntime {
             }
             None => match read_exit_file(&files.exit_file) {
                 Ok(Some(record)) => Ok(record),
+                // A pidfile without a live conmon: it was launched and died
+                // (killed?) before writing the exit file; the container
+                // itself may still run.
+                Ok(None) if files.conmon_pidfile.exists() => return Err(monitor_gone()),
                 Ok(None) => {
                     return Err(RuntimeError::NoSuchContainer {
                         id: c.id().to_string(),

@@ -54,6 +54,18 @@ impl BusyboxTarget {
     }
 }
 
+/// Where the host directory holding the readiness file is mounted in
+/// every container the target prepares.
+pub const READY_DIR: &str = "/.conformance-ready";
+
+/// The readiness file's name in that directory.
+const READY_NAME: &str = "ready";
+
+/// Shell text that announces the installed handler: the readiness file is
+/// written and renamed into place (an exec, whose container may lack the
+/// directory, goes on silently).
+const ANNOUNCE_READY: &str = "{ echo 0 > /.conformance-ready/ready.tmp && mv /.conformance-ready/ready.tmp /.conformance-ready/ready; } 2>/dev/null";
+
 /// The shell script that runs `workload` in busybox.
 pub fn shell_script(workload: &Workload) -> String {
     // A loop of short sleeps, not one long sleep: the trap runs only
@@ -70,8 +82,8 @@ pub fn shell_script(workload: &Workload) -> String {
             quote(stdout),
             quote(stderr)
         ),
-        Workload::UntilSignalled => format!("trap 'exit 143' TERM; {IDLE}"),
-        Workload::IgnoreTerm => format!("trap '' TERM; {IDLE}"),
+        Workload::UntilSignalled => format!("trap 'exit 143' TERM; {ANNOUNCE_READY}; {IDLE}"),
+        Workload::IgnoreTerm => format!("trap '' TERM; {ANNOUNCE_READY}; {IDLE}"),
         Workload::Cat => "exec cat".into(),
         Workload::ReportSize { rows, cols } => {
             format!("while [ \"$(stty size)\" != '{rows} {cols}' ]; do sleep 0.05; done; stty size")
@@ -91,10 +103,28 @@ impl Target for BusyboxTarget {
 
     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        // The readiness file comes through a bind mount of a host
+        // directory: a write to the root filesystem may stay inside a
+        // sandbox (runsc keeps one), a write to a bind mount reaches the
+        // host.
+        let ready_dir = dir.path().join("ready");
+        std::fs::create_dir(&ready_dir).map_err(|e| e.to_string())?;
+        let mount = oci_spec::runtime::MountBuilder::default()
+            .destination(READY_DIR)
+            .typ("bind")
+            .source(&ready_dir)
+            .options(vec!["rbind".to_string(), "rw".to_string()])
+            .build()
+            .map_err(|e| e.to_string())?;
         let mut builder = BundleBuilder::new()
             .in_dir(dir.path())
             .args(["sh", "-c", &shell_script(&spec.workload)])
-            .terminal(spec.terminal);
+            .terminal(spec.terminal)
+            .customize(move |spec| {
+                let mut mounts = spec.mounts().clone().unwrap_or_default();
+                mounts.push(mount);
+                spec.set_mounts(Some(mounts));
+            });
         if let Some(mapping) = &self.rootless {
             builder = builder.rootless(mapping.clone());
         }
@@ -106,9 +136,12 @@ impl Target for BusyboxTarget {
         let description = (self.customize)(builder)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Prepared {
-            description,
-            guard: Box::new((bundle, dir)),
+        let prepared = Prepared::new(description, Box::new((bundle, dir)));
+        Ok(match spec.workload {
+            Workload::UntilSignalled | Workload::IgnoreTerm => {
+                prepared.with_ready_file(ready_dir.join(READY_NAME))
+            }
+            _ => prepared,
         })
     }
 

@@ -15,6 +15,9 @@ use runtime_api::{
 };
 use tokio::sync::watch;
 
+/// How long a started container may take to announce readiness.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+
 use super::target::{ContainerSpec, Prepared, Target, Workload};
 
 /// How long a case waits for one thing a healthy runtime does in well
@@ -103,7 +106,28 @@ impl<'a> Context<'a> {
             .start(&c)
             .await
             .map_err(|e| unexpected("start", &e))?;
+        self.await_ready(&c).await?;
         Ok(c)
+    }
+
+    /// Waits until the started container `c` has announced readiness
+    /// through its [`ready_file`](super::Prepared::ready_file), if it has
+    /// one.
+    pub async fn await_ready(&self, c: &ContainerDescription) -> Result<(), String> {
+        let ready_file = self
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|p| p.description.id() == c.id())
+            .and_then(|p| p.ready_file.clone());
+        let Some(ready_file) = ready_file else {
+            return Ok(());
+        };
+        state_probe::wait_for_exit_file(&ready_file, READY_LIMIT)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("container {} never announced readiness: {e}", c.id()))
     }
 
     /// Prepares, creates and starts a container running `workload`.

@@ -77,10 +77,7 @@ impl Target for MockTarget {
             .log(LogDriver::None, "/dev/null")
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Prepared {
-            description,
-            guard: Box::new(dir),
-        })
+        Ok(Prepared::new(description, Box::new(dir)))
     }
 
     fn exec_config(&self, workload: &Workload) -> ExecConfig {

@@ -3,6 +3,7 @@
 //! config) that runs it on that runtime.
 
 use std::any::Any;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -70,6 +71,31 @@ pub struct Prepared {
     pub description: ContainerDescription,
     /// Kept alive until the case ends.
     pub guard: Box<dyn Any + Send + Sync>,
+    /// A host file the workload writes (an integer, renamed into place)
+    /// once its signal handler is installed, for the workloads that
+    /// install one ([`Workload::UntilSignalled`], [`Workload::IgnoreTerm`]).
+    /// The suite waits for it after `start`, before it signals: a process
+    /// that is PID 1 of its namespace ignores a signal it has no handler
+    /// for yet, so a TERM sent too early would be lost. `None` when the
+    /// workload is ready as soon as it is started.
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// A prepared container without a readiness file.
+    pub fn new(description: ContainerDescription, guard: Box<dyn Any + Send + Sync>) -> Self {
+        Self {
+            description,
+            guard,
+            ready_file: None,
+        }
+    }
+
+    /// Sets [`ready_file`](Prepared::ready_file).
+    pub fn with_ready_file(mut self, path: PathBuf) -> Self {
+        self.ready_file = Some(path);
+        self
+    }
 }
 
 /// An implementation under test: its runtime, and how to run the suite's
@@ -102,7 +128,7 @@ pub struct Prepared {
 ///             .log(LogDriver::None, "/dev/null")
 ///             .build()
 ///             .map_err(|e| e.to_string())?;
-///         Ok(Prepared { description, guard: Box::new(dir) })
+///         Ok(Prepared::new(description, Box::new(dir)))
 ///     }
 ///
 ///     fn exec_config(&self, workload: &Workload) -> ExecConfig {
