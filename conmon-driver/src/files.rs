@@ -118,19 +118,45 @@ fn read_small_untrusted(path: &Path) -> std::io::Result<Option<String>> {
 }
 
 /// Creates `dir` and its parents with `mode` (applied even under a umask).
+/// The mode is set through a descriptor of `dir` opened without following
+/// a symlink: a link planted at `dir` is refused, never chmod-ed through.
 pub(crate) fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), RuntimeError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(dir)
+        })
+        .and_then(|opened| opened.set_permissions(std::fs::Permissions::from_mode(mode)))
         .map_err(|e| RuntimeError::io(format!("creating directory {}", dir.display()), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_mode_is_never_set_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_dir_with_mode(&link, 0o700).is_err());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        let made = dir.path().join("a/b");
+        create_dir_with_mode(&made, 0o711).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o711);
+    }
 
     #[test]
     fn a_pidfile_holds_one_positive_pid() {

@@ -70,7 +70,7 @@ pub use launch::options::{
 };
 pub use launch::terminal::TerminalMismatch;
 pub use layout::{ContainerLayout, SessionLayout, PROCESS_SPEC_FILE};
-pub use logs::follow::{parse_rfc3339, LogLine, LogOptions, LogReader};
+pub use logs::follow::{parse_rfc3339, LogLine, LogOptions, LogReader, MAX_LOG_LINE};
 pub use logs::k8s_file::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream};
 pub use logs::tag::{render_log_tag, LogTagData, LogTagError};
 pub use resolve::CONMON_CANDIDATES;

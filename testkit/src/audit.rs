@@ -334,7 +334,10 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(line("fds").contains("mountinfo"), "{left:?}");
-        assert!(line("processes").contains(&format!("{pid} sleep 100")), "{left:?}");
+        assert!(
+            line("processes").contains(&format!("{pid} sleep 100")),
+            "{left:?}"
+        );
         assert!(line("files").contains("left"), "{left:?}");
     }
 }

@@ -27,7 +27,7 @@ use crate::ConmonDescription;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
@@ -111,15 +111,26 @@ pub(crate) fn make_accessible(path: &Path, uid: u32, gid: u32) -> io::Result<()>
         if dir == Path::new("/") || dir.as_os_str().is_empty() {
             break;
         }
-        let meta = match std::fs::metadata(dir) {
-            Ok(meta) => meta,
+        // Through a descriptor opened without following a symlink: the
+        // mode of whatever a link points at is not this walk's to change
+        // (a link is skipped).
+        let opened = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir)
+        {
+            Ok(opened) => Some(opened),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => None,
             Err(e) => return Err(e),
         };
-        if !(meta.uid() == uid && meta.gid() == gid) {
-            let mode = meta.permissions().mode();
-            if mode & 0o111 != 0o111 {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o111))?;
+        if let Some(opened) = opened {
+            let meta = opened.metadata()?;
+            if !(meta.uid() == uid && meta.gid() == gid) {
+                let mode = meta.permissions().mode();
+                if mode & 0o111 != 0o111 {
+                    opened.set_permissions(std::fs::Permissions::from_mode(mode | 0o111))?;
+                }
             }
         }
         current = dir.parent();

@@ -258,20 +258,41 @@ impl LogReader {
     }
 
     /// Reads the open file to its end, turning whole records into lines.
+    /// Reads what the log holds beyond the last read, a chunk at a time,
+    /// and parses its complete lines. A line longer than
+    /// [`MAX_LOG_LINE`] without its end (conmon never writes one: it
+    /// splits long lines into partial records) is dropped with a warning,
+    /// so that a hostile file cannot grow the reader without bound.
     fn drain(&mut self) -> Result<(), RuntimeError> {
-        let mut bytes = Vec::new();
-        self.file
-            .read_to_end(&mut bytes)
-            .map_err(|e| RuntimeError::io(format!("reading log {}", self.path.display()), e))?;
-        self.unfinished.extend_from_slice(&bytes);
-        let Some(end) = self.unfinished.iter().rposition(|b| *b == b'\n') else {
-            return Ok(());
-        };
-        let complete: Vec<u8> = self.unfinished.drain(..=end).collect();
-        for line in String::from_utf8_lossy(&complete).lines() {
-            self.push_record(line);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match self.file.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(RuntimeError::io(
+                        format!("reading log {}", self.path.display()),
+                        e,
+                    ))
+                }
+            };
+            self.unfinished.extend_from_slice(&chunk[..n]);
+            if let Some(end) = self.unfinished.iter().rposition(|b| *b == b'\n') {
+                let complete: Vec<u8> = self.unfinished.drain(..=end).collect();
+                for line in String::from_utf8_lossy(&complete).lines() {
+                    self.push_record(line);
+                }
+            }
+            if self.unfinished.len() > MAX_LOG_LINE {
+                tracing::warn!(
+                    log = %self.path.display(),
+                    bytes = self.unfinished.len(),
+                    "dropping a log line longer than the limit"
+                );
+                self.unfinished.clear();
+            }
         }
-        Ok(())
     }
 
     /// When conmon replaced the log (rotation), the old file was read to
@@ -328,9 +349,21 @@ impl LogReader {
     }
 }
 
+/// The longest log line kept while its end is awaited.
+pub const MAX_LOG_LINE: usize = 1024 * 1024;
+
+/// Opens the log without following a symlink and without blocking on a
+/// FIFO; anything but a regular file is refused.
 fn open_log(path: &Path) -> Result<(File, u64), RuntimeError> {
     let context = || format!("opening log {}", path.display());
-    let mut file = File::open(path).map_err(|e| RuntimeError::io(context(), e))?;
+    let mut file = state_probe::open_untrusted_file(path)
+        .map_err(|e| RuntimeError::io(context(), e))?
+        .ok_or_else(|| {
+            RuntimeError::io(
+                context(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
     let inode = file
         .metadata()
         .map_err(|e| RuntimeError::io(context(), e))?
@@ -404,6 +437,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::k8s_file::read_k8s_log;
 
     fn write(path: &Path, text: &str) {
         use std::io::Write;
@@ -426,6 +460,34 @@ mod tests {
             lines.push(line.text);
         }
         lines
+    }
+
+    #[tokio::test]
+    async fn symlinks_and_fifos_are_refused_and_an_endless_line_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let exit = dir.path().join("exit");
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        assert!(LogReader::open(&link, &exit, LogOptions::default()).is_err());
+        assert!(read_k8s_log(&link).is_err());
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(LogReader::open(&fifo, &exit, LogOptions::default()).is_err());
+        assert!(read_k8s_log(&fifo).is_err());
+
+        let log = dir.path().join("ctr.log");
+        write(&log, &record(1, "stdout", "F", "before"));
+        write(&log, &"x".repeat(MAX_LOG_LINE + 10));
+        write(&log, "\n");
+        write(&log, &record(2, "stdout", "F", "after"));
+        let mut reader = LogReader::open(&log, &exit, LogOptions::default()).unwrap();
+        let lines = all(&mut reader).await;
+        assert_eq!(lines.first().map(String::as_str), Some("before"));
+        assert_eq!(lines.last().map(String::as_str), Some("after"));
+        assert!(
+            lines.iter().all(|l| l.len() < MAX_LOG_LINE),
+            "the endless line was kept"
+        );
     }
 
     #[tokio::test]

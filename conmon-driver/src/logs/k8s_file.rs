@@ -60,8 +60,22 @@ pub fn parse_k8s_log_line(line: &str) -> Option<LogRecord> {
 /// Reads a whole `k8s-file` log and returns each stream's bytes, with full
 /// lines ended by `\n` and partial records joined.
 pub fn read_k8s_log(path: &Path) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RuntimeError::io(format!("reading log {}", path.display()), e))?;
+    use std::io::Read;
+    let context = || format!("reading log {}", path.display());
+    // Not through a symlink, not blocking on a FIFO, a regular file only.
+    let mut file = state_probe::open_untrusted_file(path)
+        .map_err(|e| RuntimeError::io(context(), e))?
+        .ok_or_else(|| {
+            RuntimeError::io(
+                context(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| RuntimeError::io(context(), e))?;
+    // A line cut in the middle of a character must not lose the log.
+    let text = String::from_utf8_lossy(&bytes);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     for record in text.lines().filter_map(parse_k8s_log_line) {
         let sink = match record.stream {
