@@ -309,6 +309,33 @@ async fn conmon_hangs(cx: &Cx) -> RowResult {
     Ok(describe_err(&err))
 }
 
+async fn conmon_prints_then_hangs(cx: &Cx) -> RowResult {
+    let (mut config, dir) = cx.config("runc");
+    config.conmon_path = Some(
+        fake_script(
+            &dir,
+            "conmon",
+            "echo '[conmon:w]: cannot reach the runtime, retrying' >&2\nexec sleep 100000\n",
+        )
+        .unwrap(),
+    );
+    config.timeouts.create = HANG_LIMIT;
+    let d = cx.driver(config, &dir);
+    let (c, _b) = cx.describe(&d, &["true"]);
+    let err = d
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .err()
+        .ok_or("create succeeded")?;
+    ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
+    ensure!(
+        err.to_string().contains("cannot reach the runtime"),
+        "the timeout does not quote conmon: {err}"
+    );
+    Ok("Timeout quoting conmon's stderr".into())
+}
+
 async fn pidfile_junk(cx: &Cx, pidfile: String) -> RowResult {
     let (mut config, dir) = cx.config("runc");
     config.conmon_path = Some(
@@ -1210,6 +1237,11 @@ fn rows() -> Vec<Row> {
         row!("conmon exits 0 silently", 5_000, conmon_exits_0_silently),
         row!("conmon crashes (SIGSEGV)", 5_000, conmon_crashes),
         row!("conmon hangs without a sync record", 6_000, conmon_hangs),
+        row!(
+            "conmon prints a warning, then hangs",
+            6_000,
+            conmon_prints_then_hangs
+        ),
         row!(
             "conmon's pidfile holds junk",
             5_000,

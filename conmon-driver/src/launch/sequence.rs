@@ -350,9 +350,20 @@ impl<'a> ConmonLaunch<'a> {
         self.conmon.monitor_failed(stage, message)
     }
 
+    /// The launch's deadline passed while waiting for `what`; the error
+    /// quotes what conmon printed so far, which usually says why.
     fn timed_out(&self, what: &str) -> RuntimeError {
+        let printed = self.conmon.stderr_text();
+        let operation = if printed.is_empty() {
+            format!("{what} for container {}", self.c.id())
+        } else {
+            format!(
+                "{what} for container {} (conmon printed: {printed})",
+                self.c.id()
+            )
+        };
         RuntimeError::Timeout {
-            operation: format!("{what} for container {}", self.c.id()),
+            operation,
             limit: self.limit,
         }
     }
