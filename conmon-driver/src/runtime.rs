@@ -196,6 +196,13 @@ impl ConmonRuntime {
         }
     }
 
+    /// How many exit files (of containers and of exec sessions) waits are
+    /// registered on right now, for metrics and tests. All of them share
+    /// two inotify instances, whatever their number.
+    pub fn waited_exit_files(&self) -> usize {
+        self.exit_watcher.waited_files() + self.exec_sessions.exit_watcher().waited_files()
+    }
+
     /// The settings.
     pub fn config(&self) -> &ConmonConfig {
         &self.config

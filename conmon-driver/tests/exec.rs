@@ -513,3 +513,66 @@ async fn a_second_exec_wait_is_bounded_by_its_own_limit() {
     let code = first.await.unwrap().unwrap();
     assert_eq!(code, 137);
 }
+
+/// Open inotify instances of this process.
+fn inotify_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("inotify"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_on_another_drivers_sessions_share_one_inotify_instance() {
+    if !need_runc() {
+        return;
+    }
+    let r = running_container("exec-shared-watch").await;
+    // The sessions end once the test creates /go in the container.
+    let mut sessions = Vec::new();
+    for _ in 0..12 {
+        sessions.push(
+            r.runtime
+                .exec_detached(
+                    &r.c,
+                    &ExecConfig::new([
+                        "sh",
+                        "-c",
+                        "while [ ! -e /go ]; do sleep 0.02; done; exit 7",
+                    ]),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    // A second driver over the same directories (an engine restarted)
+    // knows the sessions by their exit files only.
+    let other = Arc::new(ConmonRuntime::new(r.runtime.config().clone()).unwrap());
+    let before = inotify_fds();
+    let waits: Vec<_> = sessions
+        .iter()
+        .map(|session| {
+            let (other, c, session) = (Arc::clone(&other), r.c.clone(), session.clone());
+            tokio::spawn(
+                async move { other.exec_wait(&c, &session, Duration::from_secs(60)).await },
+            )
+        })
+        .collect();
+    while other.waited_exit_files() < sessions.len() {
+        tokio::task::yield_now().await;
+    }
+    let during = inotify_fds();
+    std::fs::write(r._bundle.rootfs().join("go"), "").unwrap();
+    for wait in waits {
+        assert_eq!(wait.await.unwrap().unwrap(), 7);
+    }
+    assert!(
+        during <= before + 1,
+        "{} inotify instances for {} waits (before: {before})",
+        during,
+        sessions.len()
+    );
+    assert_eq!(other.waited_exit_files(), 0);
+    r.finish().await;
+}

@@ -3,7 +3,8 @@
 //! pidfd on its process taken while it was known to run. The registry
 //! owns this state, so that launching, waiting, stopping and probing share
 //! it without knowing about each other, and an entry leaves once its
-//! status was read.
+//! status was read. It also holds the inotify watcher the sessions' exit
+//! files are waited on through (one instance for all waits).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,6 +29,7 @@ pub(crate) struct SessionState {
 #[derive(Debug, Default)]
 pub(crate) struct ExecRegistry {
     sessions: Mutex<HashMap<ExecSessionId, Arc<SessionState>>>,
+    exit_watcher: state_probe::ExitWatcher,
 }
 
 impl ExecRegistry {
@@ -44,6 +46,11 @@ impl ExecRegistry {
     /// Forgets a session once its status is known.
     pub(crate) fn remove(&self, id: &ExecSessionId) {
         self.lock().remove(id);
+    }
+
+    /// The watcher every wait on a session's exit file shares.
+    pub(crate) fn exit_watcher(&self) -> &state_probe::ExitWatcher {
+        &self.exit_watcher
     }
 
     /// How many sessions wait for their status to be read.

@@ -404,6 +404,7 @@ async fn read_exit_status(
 /// Reads the exit status from the exit file when no sync pipe is pending
 /// (a conmon that writes one, or a session launched by another process).
 async fn wait_exit_file(
+    watcher: &state_probe::ExitWatcher,
     files: &SessionLayout,
     session: &ExecSessionId,
     limit: Duration,
@@ -420,7 +421,7 @@ async fn wait_exit_file(
     };
     match monitor {
         Some(monitor) => tokio::select! {
-            record = state_probe::wait_for_exit_file(&files.exit_file, limit) =>
+            record = watcher.wait(&files.exit_file, limit) =>
                 record.map(|r| r.code).map_err(|e| from_probe(operation, e)),
             gone = monitor.exited(limit) => match gone {
                 Ok(true) => read_exit_file(&files.exit_file)
@@ -494,7 +495,7 @@ pub(crate) async fn wait_and_clean(
                 }
             }
         }
-        None => wait_exit_file(files, &session.id, limit)
+        None => wait_exit_file(registry.exit_watcher(), files, &session.id, limit)
             .await
             .map(ExitReport::Code),
     };
