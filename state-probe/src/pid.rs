@@ -209,6 +209,30 @@ impl PidFd {
     }
 }
 
+impl PidFd {
+    /// Reaps the process if it is a child of this process that has exited
+    /// (`waitid(P_PIDFD, .., WEXITED | WNOHANG)`): exactly this process,
+    /// never another that reused its pid. `Ok(true)` when it was reaped;
+    /// `Ok(false)` when it still runs, is not a child of this process, or
+    /// was reaped already.
+    ///
+    /// # Errors
+    ///
+    /// [`ProbeError::Io`] when `waitid` fails otherwise.
+    pub fn reap_if_child(&self) -> Result<bool, ProbeError> {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        match waitid(
+            Id::PIDFd(self.fd.as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(Errno::ECHILD) => Ok(false),
+            Err(e) => Err(ProbeError::io(format!("reaping pid {}", self.pid), e)),
+        }
+    }
+}
+
 impl AsFd for PidFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -324,6 +324,12 @@ impl<'a> ConmonLaunch<'a> {
     /// and the sync pipe passes to the caller.
     pub(crate) fn finish(mut self) -> Option<SyncReader> {
         self.conmon.disarm();
+        if self.rt.reaps_orphans {
+            // The monitor is (or will be, once re-parented) our child.
+            if let Ok(Some(pid)) = read_pidfile(self.conmon.monitor_pidfile()) {
+                crate::reaper::reap_when_exited(pid);
+            }
+        }
         self.sync.take()
     }
 
