@@ -143,6 +143,18 @@ impl Cx {
         (self.driver(config, &dir), hang)
     }
 
+    /// Makes a driver from `config` and creates a container running
+    /// `true`, which must fail; returns the error.
+    async fn create_true_expecting_failure(
+        &self,
+        config: ConmonConfig,
+        dir: &Path,
+    ) -> Result<RuntimeError, String> {
+        let d = self.driver(config, dir);
+        let (c, _b) = self.describe(&d, &["true"]);
+        failed_create(&d, &c).await
+    }
+
     fn describe(&self, driver: &Driver, args: &[&str]) -> (ContainerDescription, testkit::Bundle) {
         let id = self.id();
         let b = bundle(args);
@@ -197,6 +209,14 @@ impl Driver {
     }
 }
 
+/// The error of a create that must fail.
+async fn failed_create(d: &Driver, c: &ContainerDescription) -> Result<RuntimeError, String> {
+    match d.runtime.create(c, CreateOptions::default()).await {
+        Ok(_) => Err("create succeeded".into()),
+        Err(err) => Ok(err),
+    }
+}
+
 fn attach_options(ready: AttachReady) -> AttachOptions {
     let mut options = AttachOptions::default();
     options.ready = Some(ready);
@@ -230,14 +250,7 @@ async fn conmon_fake(cx: &Cx, behaviour: FakeConmonBehaviour) -> RowResult {
     let (mut config, dir) = cx.config("runc");
     config.conmon_path = Some(fake_conmon(&dir, behaviour).unwrap());
     config.timeouts.create = HANG_LIMIT;
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     let text = err.to_string();
     ensure!(
         text.len() <= 16 * 1024,
@@ -297,14 +310,7 @@ async fn conmon_hangs(cx: &Cx) -> RowResult {
     let (mut config, dir) = cx.config("runc");
     config.conmon_path = Some(fake_conmon(&dir, FakeConmonBehaviour::NeverReports).unwrap());
     config.timeouts.create = HANG_LIMIT;
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
     Ok(describe_err(&err))
 }
@@ -320,14 +326,7 @@ async fn conmon_prints_then_hangs(cx: &Cx) -> RowResult {
         .unwrap(),
     );
     config.timeouts.create = HANG_LIMIT;
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
     ensure!(
         err.to_string().contains("cannot reach the runtime"),
@@ -349,14 +348,7 @@ async fn pidfile_junk(cx: &Cx, pidfile: String) -> RowResult {
         .unwrap(),
     );
     config.timeouts.create = HANG_LIMIT;
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     Ok(describe_err(&err))
 }
 
@@ -476,12 +468,7 @@ async fn runtime_removed_after_start_up(cx: &Cx) -> RowResult {
     let d = cx.driver(config, &dir);
     std::fs::remove_file(&path).unwrap();
     let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = failed_create(&d, &c).await?;
     Ok(describe_err(&err))
 }
 
@@ -493,14 +480,7 @@ async fn runtime_fails_silently_on_create(cx: &Cx) -> RowResult {
         FakeRuntimeBehaviour::FailSilently { code: 1 },
     )
     .unwrap()];
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     ensure!(
         launch_stage(&err) == Some(LaunchStage::SyncRecord),
         "expected a sync-record LaunchError, got {err:?}"
@@ -525,14 +505,7 @@ async fn oci_log_replaced(cx: &Cx, replacement: &str) -> RowResult {
     );
     config.runtime_paths = vec![fake_script(&dir, "logtamper", &body).unwrap()];
     config.runtimes_with_json_errors.push("logtamper".into());
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     Ok(describe_err(&err))
 }
 
@@ -551,12 +524,7 @@ async fn runtime_hangs_on_create(cx: &Cx) -> RowResult {
     d = cx.driver(config, &d.dir);
     std::fs::write(&hang, "create").unwrap();
     let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = failed_create(&d, &c).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
     Ok(describe_err(&err))
 }
@@ -568,12 +536,7 @@ async fn runtime_hangs_on_state_before_create(cx: &Cx) -> RowResult {
     d = cx.driver(config, &d.dir);
     std::fs::write(&hang, "state").unwrap();
     let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = failed_create(&d, &c).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
     Ok(describe_err(&err))
 }
@@ -654,14 +617,7 @@ async fn runtime_prints_junk_state(cx: &Cx) -> RowResult {
     let (mut config, dir) = cx.config("junkstate");
     let body = "for arg in \"$@\"; do [ \"$arg\" = state ] && { echo '{\"id\": 7, not json'; exit 0; }; done\nexit 0\n";
     config.runtime_paths = vec![fake_script(&dir, "junkstate", body).unwrap()];
-    let d = cx.driver(config, &dir);
-    let (c, _b) = cx.describe(&d, &["true"]);
-    let err = d
-        .runtime
-        .create(&c, CreateOptions::default())
-        .await
-        .err()
-        .ok_or("create succeeded")?;
+    let err = cx.create_true_expecting_failure(config, &dir).await?;
     Ok(describe_err(&err))
 }
 
@@ -865,39 +821,6 @@ async fn container_killed_mid_attach(cx: &Cx) -> RowResult {
     Ok("attach ended, exit 137".into())
 }
 
-/// An output stream whose bytes can be awaited.
-struct WatchedSink(tokio::sync::watch::Sender<Vec<u8>>);
-
-impl WatchedSink {
-    fn new() -> (WatchedSink, tokio::sync::watch::Receiver<Vec<u8>>) {
-        let (tx, rx) = tokio::sync::watch::channel(Vec::new());
-        (WatchedSink(tx), rx)
-    }
-}
-
-impl tokio::io::AsyncWrite for WatchedSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.0.send_modify(|b| b.extend_from_slice(buf));
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// Polls `fut` `polls` times (each poll after a wake-up, or a yield) and
 /// drops it if it has not finished by then. `Some` is its output.
 async fn poll_then_drop<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
@@ -1060,7 +983,8 @@ async fn attach_dropped_at_each_poll(cx: &Cx) -> RowResult {
         );
     }
     // A new attach still gets output.
-    let (sink, mut seen) = WatchedSink::new();
+    let seen = testkit::Collector::default();
+    let sink = seen.sink();
     let ready = AttachReady::new();
     let runtime = Arc::clone(&d.runtime);
     let c2 = c.clone();
@@ -1069,21 +993,17 @@ async fn attach_dropped_at_each_poll(cx: &Cx) -> RowResult {
             .attach(
                 &c2,
                 AttachStreams {
-                    stdout: Some(Box::pin(sink)),
+                    stdout: Some(sink),
                     ..AttachStreams::default()
                 },
                 attach_options(ready),
             )
             .await
     });
-    let got = tokio::time::timeout(
-        Duration::from_secs(10),
-        seen.wait_for(|b| b.starts_with(b"tick\n")),
-    )
-    .await;
+    let got = seen.wait_for("tick\n", Duration::from_secs(10)).await;
     d.remove(&c).await?;
     session.await.unwrap().map_err(|e| format!("attach: {e}"))?;
-    ensure!(matches!(got, Ok(Ok(_))), "no output through the new attach");
+    got.map_err(|e| format!("no output through the new attach: {e}"))?;
     Ok("20 drops, then a working attach".into())
 }
 

@@ -4,28 +4,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
 use conmon_driver::{LaunchError, LaunchStage};
 use runtime_api::{CreateOptions, OciRuntime, RuntimeError};
+use testkit::audit::FdSnapshot;
 use testkit::{fake_conmon, FakeConmonBehaviour};
-
-fn open_fds() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let target = std::fs::read_link(e.path()).ok()?;
-            Some(format!(
-                "{} -> {}",
-                e.file_name().to_string_lossy(),
-                target.display()
-            ))
-        })
-        .collect()
-}
 
 /// A dropped driver aborts its exit watcher's reader task; on this
 /// single-threaded runtime the task (and its inotify fd) is dropped once
@@ -57,7 +42,7 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     s.runtime.delete(&c).await.unwrap();
     drop(s);
     settle_dropped_tasks().await;
-    let fds_before = open_fds();
+    let fds_before = FdSnapshot::take();
 
     // 1. conmon that never writes its sync record: a timeout within the
     //    short limit, and conmon's child is killed.
@@ -152,5 +137,9 @@ async fn failed_and_successful_launches_leak_no_fd_process_or_directory() {
     drop(s);
     settle_dropped_tasks().await;
 
-    assert_eq!(open_fds(), fds_before, "fds leaked by the launches");
+    assert_eq!(
+        fds_before.opened_since(),
+        Vec::<String>::new(),
+        "fds leaked by the launches"
+    );
 }

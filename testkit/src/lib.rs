@@ -20,6 +20,7 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod collector;
 pub mod conformance;
 pub mod error;
 mod executable;
@@ -29,6 +30,7 @@ pub mod guard;
 pub mod mock;
 
 pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
+pub use collector::Collector;
 pub use error::TestkitError;
 pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{

@@ -356,14 +356,7 @@ pub const MAX_LOG_LINE: usize = 1024 * 1024;
 /// FIFO; anything but a regular file is refused.
 fn open_log(path: &Path) -> Result<(File, u64), RuntimeError> {
     let context = || format!("opening log {}", path.display());
-    let mut file = state_probe::open_untrusted_file(path)
-        .map_err(|e| RuntimeError::io(context(), e))?
-        .ok_or_else(|| {
-            RuntimeError::io(
-                context(),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            )
-        })?;
+    let mut file = crate::logs::k8s_file::open_log_file(path)?;
     let inode = file
         .metadata()
         .map_err(|e| RuntimeError::io(context(), e))?

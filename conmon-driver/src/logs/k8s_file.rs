@@ -57,20 +57,26 @@ pub fn parse_k8s_log_line(line: &str) -> Option<LogRecord> {
     })
 }
 
-/// Reads a whole `k8s-file` log and returns each stream's bytes, with full
-/// lines ended by `\n` and partial records joined.
-pub fn read_k8s_log(path: &Path) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
-    use std::io::Read;
-    let context = || format!("reading log {}", path.display());
-    // Not through a symlink, not blocking on a FIFO, a regular file only.
-    let mut file = state_probe::open_untrusted_file(path)
+/// Opens a k8s-file log as an untrusted file: not through a symlink, not
+/// blocking on a FIFO, a regular file only; a missing log is an error.
+pub(crate) fn open_log_file(path: &Path) -> Result<std::fs::File, RuntimeError> {
+    let context = || format!("opening log {}", path.display());
+    state_probe::open_untrusted_file(path)
         .map_err(|e| RuntimeError::io(context(), e))?
         .ok_or_else(|| {
             RuntimeError::io(
                 context(),
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             )
-        })?;
+        })
+}
+
+/// Reads a whole `k8s-file` log and returns each stream's bytes, with full
+/// lines ended by `\n` and partial records joined.
+pub fn read_k8s_log(path: &Path) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
+    use std::io::Read;
+    let context = || format!("reading log {}", path.display());
+    let mut file = open_log_file(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| RuntimeError::io(context(), e))?;

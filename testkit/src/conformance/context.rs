@@ -3,17 +3,14 @@
 //! every case shares (typed-error checks, a sink that collects output and
 //! says when it holds what a case waits for).
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachReady, AttachStreams, ContainerDescription, ContainerId,
-    ContainerStatus, CreateOptions, OciRuntime, OutputStream, RuntimeError,
+    ContainerStatus, CreateOptions, OciRuntime, RuntimeError,
 };
-use tokio::sync::watch;
 
 /// How long a started container may take to announce readiness.
 const READY_LIMIT: Duration = Duration::from_secs(30);
@@ -255,79 +252,6 @@ pub(crate) async fn status_of(
         .await
         .map(|s| s.status)
         .map_err(|e| unexpected("status", &e))
-}
-
-/// An output sink that collects what is written and wakes whoever waits
-/// for some text in it.
-#[derive(Clone)]
-pub(crate) struct Collector(Arc<watch::Sender<Vec<u8>>>);
-
-impl Default for Collector {
-    fn default() -> Self {
-        Self(Arc::new(watch::channel(Vec::new()).0))
-    }
-}
-
-impl Collector {
-    pub(crate) fn bytes(&self) -> Vec<u8> {
-        self.0.borrow().clone()
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-
-    pub(crate) fn sink(&self) -> OutputStream {
-        Box::pin(self.clone())
-    }
-
-    /// Waits up to `limit` until the collected bytes contain `needle`.
-    pub(crate) async fn wait_for(&self, needle: &str, limit: Duration) -> Result<(), String> {
-        let mut receiver = self.0.subscribe();
-        let wanted = needle.as_bytes();
-        let seen = receiver.wait_for(|bytes| {
-            bytes
-                .windows(wanted.len().max(1))
-                .any(|window| window == wanted)
-        });
-        let found = tokio::time::timeout(limit, seen)
-            .await
-            .map(|seen| seen.is_ok())
-            .unwrap_or(false);
-        if found {
-            Ok(())
-        } else {
-            Err(format!(
-                "{needle:?} did not appear within {limit:?}; output so far {:?}",
-                self.text()
-            ))
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for Collector {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.0.send_modify(|bytes| bytes.extend_from_slice(buf));
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// An attach session running in its own task.

@@ -15,9 +15,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::context::{
     attach, attach_then_start, check, expect_kind, invalid_argument, no_such, not_running,
-    status_of, unexpected, unique_id, wait_code, Collector, Context, PATIENCE,
+    status_of, unexpected, unique_id, wait_code, Context, PATIENCE,
 };
 use super::target::{ContainerSpec, Workload};
+use crate::Collector;
 
 /// The default detach keys, ctrl-p then ctrl-q.
 const DETACH: [u8; 2] = [0x10, 0x11];
