@@ -433,6 +433,10 @@ async fn main() -> ExitCode {
     println!("soak: steps completed {done:?}");
     println!("soak: steps given up on {cancelled:?}");
 
+    // The driver goes first: what it holds for its whole life (the exit
+    // watchers' inotify instances) is closed with it, and anything still
+    // open after that is a leak.
+    drop(world);
     let audit = Audit::new(tag.clone(), &fds_before)
         .runtime(options.runtime.clone())
         .dirs([
