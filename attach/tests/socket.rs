@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use attach::{
     copy_detachable, AttachError, AttachRecord, AttachSocket, AttachStream, CopyOutcome,
-    DetachKeys, RecordBatch, MAX_BATCH_RECORD, MAX_INPUT_CHUNK, MAX_RECORD_PAYLOAD, RECORD_BUFFER_LEN, SUN_PATH_LEN,
+    DetachKeys, RecordBatch, MAX_BATCH_RECORD, MAX_INPUT_CHUNK, MAX_RECORD_PAYLOAD,
+    RECORD_BUFFER_LEN, SUN_PATH_LEN,
 };
 use nix::sys::socket::{
     accept, bind, listen, recv, send, socket, socketpair, AddressFamily, Backlog, MsgFlags,
