@@ -75,4 +75,4 @@ pub use logs::k8s_file::{parse_k8s_log_line, read_k8s_log, LogRecord, LogStream}
 pub use logs::tag::{render_log_tag, LogTagData, LogTagError};
 pub use resolve::CONMON_CANDIDATES;
 pub use runtime::{ConmonRuntime, RuntimeTraits};
-pub use runtime_cli::Subcommand;
+pub use runtime_cli::{Subcommand, RUNNING_THE_RUNTIME};

@@ -52,6 +52,9 @@ pub struct ConmonRuntime {
     pub(crate) exec_terminal_support: OnceCell<bool>,
     /// One inotify instance for every wait on a container's exit file.
     pub(crate) exit_watcher: state_probe::ExitWatcher,
+    /// The host's cgroup freezer hierarchies, found on the first status
+    /// that needs them.
+    pub(crate) freezers: std::sync::OnceLock<state_probe::CgroupFreezers>,
     pub(crate) create_reservations:
         std::sync::Arc<crate::lifecycle::reservation::CreateReservations>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
@@ -104,6 +107,7 @@ impl ConmonRuntime {
             exec_terminal_support: OnceCell::new(),
             create_reservations: Default::default(),
             exit_watcher: Default::default(),
+            freezers: Default::default(),
             exec_sessions: Default::default(),
         })
     }
