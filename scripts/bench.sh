@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p conmon-driver --examples
 examples=target/release/examples
-for bench in bench_attach bench_lifecycle bench_stop; do
+for bench in bench_attach bench_lifecycle bench_stop bench_scale bench_status; do
     echo "== $bench"
     "$examples/$bench" "$@"
     echo

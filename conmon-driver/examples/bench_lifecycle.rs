@@ -39,11 +39,10 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bench_support::{
-    describe, example_binary, podman_image, print_durations, BoxError, Options, Samples,
+    describe, example_binary, podman_image, print_durations, BoxError, Marks, Options, Samples,
 };
 use conmon_driver::ConmonRuntime;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -51,52 +50,10 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use runtime_api::{CreateOptions, OciRuntime};
 use sync_pipe::{seqpacket_pair, FdPlan, StartSignal};
 use testkit::BundleBuilder;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
-
-/// Times at which the driver logged the events that split `create`.
-#[derive(Clone, Default)]
-struct Marks(Arc<Mutex<Vec<(&'static str, Instant)>>>);
 
 /// The debug events of the launch sequence used as phase boundaries.
 const SPAWNING: &str = "spawning conmon";
 const SPAWNED: &str = "conmon spawned";
-
-impl Marks {
-    fn take(&self) -> Vec<(&'static str, Instant)> {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn at(marks: &[(&'static str, Instant)], what: &str) -> Option<Instant> {
-        marks.iter().find(|(m, _)| *m == what).map(|(_, at)| *at)
-    }
-}
-
-struct MessageOf(Option<&'static str>);
-
-impl Visit for MessageOf {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let text = format!("{value:?}");
-            self.0 = [SPAWNING, SPAWNED].into_iter().find(|m| *m == text);
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Marks {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let now = Instant::now();
-        let mut message = MessageOf(None);
-        event.record(&mut message);
-        if let Some(what) = message.0 {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((what, now));
-        }
-    }
-}
 
 /// Per-phase samples of one contender.
 struct Phases {
@@ -303,15 +260,8 @@ enum Contender {
 
 fn main() -> Result<(), BoxError> {
     let options = Options::parse(20).map_err(|e| format!("bench_lifecycle: {e}"))?;
-    let marks = Marks::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(
-            marks.clone().with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target("conmon_driver", tracing::Level::DEBUG),
-            ),
-        ),
-    )?;
+    let marks = Marks::new(&[SPAWNING, SPAWNED]);
+    marks.install()?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

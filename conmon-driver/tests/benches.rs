@@ -1,6 +1,8 @@
 //! Each benchmark example run end to end with tiny sizes (`--quick`,
 //! podman off), so that none of them rots: it must finish, print its
-//! tables with ratios and move the expected bytes. No timing is asserted.
+//! tables with ratios and move the expected bytes. No timing is asserted;
+//! the counts the benchmarks check (runtime processes for a status, open
+//! descriptors after a round) are.
 
 mod common;
 
@@ -38,8 +40,9 @@ fn run_quick(name: &str) -> String {
         stdout.contains("ratio"),
         "{name} printed no ratios:\n{stdout}"
     );
+    let compares_podman = !matches!(name, "bench_stop" | "bench_scale" | "bench_status");
     assert!(
-        stdout.contains("skipped: podman (--podman off)") || name == "bench_stop",
+        stdout.contains("skipped: podman (--podman off)") || !compares_podman,
         "{name} did not skip podman as asked:\n{stdout}"
     );
     stdout
@@ -103,4 +106,44 @@ fn bench_stop_measures_both_containers() {
     ] {
         row(&stdout, contender);
     }
+}
+
+#[test]
+fn bench_scale_runs_both_contenders_and_leaks_no_fd() {
+    if !need_runc() {
+        return;
+    }
+    let stdout = run_quick("bench_scale");
+    for contender in [
+        "runc run, 5 at once",
+        "driver create+start+wait+delete, 5 at once",
+        "driver create: median over the containers",
+        "driver delete: slowest container",
+        "driver: runtime commands run by the driver",
+        "runc run: CPU ms of the machine",
+        "peak RSS during a round (max)",
+    ] {
+        row(&stdout, contender);
+    }
+    let growth = row(&stdout, "no fd growth:");
+    assert!(growth.contains(": met"), "{growth}");
+}
+
+#[test]
+fn bench_status_answers_running_containers_without_the_runtime() {
+    if !need_runc() {
+        return;
+    }
+    let stdout = run_quick("bench_status");
+    for contender in [
+        "runc state, one after the other (x5)",
+        "runc state, all at once (x5)",
+        "driver status, one after the other (x5)",
+        "driver status, all at once (x5)",
+        "driver status asking the runtime, one after the other (x5)",
+    ] {
+        row(&stdout, contender);
+    }
+    let spawned = row(&stdout, "no runtime process for a running container");
+    assert!(spawned.contains(": met (0 run"), "{spawned}");
 }

@@ -1,14 +1,21 @@
 //! What the benchmark examples share: option parsing, sample collection,
 //! medians and the ratio table, the driver's configuration, finding the
-//! other example binaries, and an optional podman.
+//! other example binaries, an optional podman, the driver's debug events
+//! as time marks and counts, many bundles over one root filesystem, and
+//! the process and machine counters (memory, fds, CPU time, forks).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use conmon_driver::{CgroupsMode, ConmonConfig, ConmonDescriptionExt, ConmonRuntime, LogLevel};
 use runtime_api::{ContainerDescription, ContainerId, LogDriver};
+use testkit::BundleBuilder;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
 
 /// The benchmarks' error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -263,5 +270,356 @@ pub fn podman_image(options: &Options) -> Option<String> {
             println!("skipped: podman: {e}");
             None
         }
+    }
+}
+
+/// Times at which the driver logged chosen debug events (by message),
+/// collected by a tracing layer.
+#[derive(Clone)]
+pub struct Marks {
+    watched: &'static [&'static str],
+    seen: Arc<Mutex<Vec<(&'static str, Instant)>>>,
+}
+
+impl Marks {
+    /// Marks of the debug events whose message is one of `watched`.
+    pub fn new(watched: &'static [&'static str]) -> Marks {
+        Marks {
+            watched,
+            seen: Arc::default(),
+        }
+    }
+
+    /// Installs the layer as the global subscriber, for the driver's debug
+    /// events only.
+    pub fn install(&self) -> Result<(), BoxError> {
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(
+                self.clone().with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target("conmon_driver", tracing::Level::DEBUG),
+                ),
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The marks so far, which are forgotten.
+    pub fn take(&self) -> Vec<(&'static str, Instant)> {
+        std::mem::take(&mut self.seen.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The first mark of `what` among `marks`.
+    pub fn at(marks: &[(&'static str, Instant)], what: &str) -> Option<Instant> {
+        marks.iter().find(|(m, _)| *m == what).map(|(_, at)| *at)
+    }
+
+    /// How many of `marks` are of `what`.
+    pub fn count(marks: &[(&'static str, Instant)], what: &str) -> usize {
+        marks.iter().filter(|(m, _)| *m == what).count()
+    }
+}
+
+struct MessageOf {
+    watched: &'static [&'static str],
+    found: Option<&'static str>,
+}
+
+impl Visit for MessageOf {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let text = format!("{value:?}");
+            self.found = self.watched.iter().copied().find(|m| *m == text);
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Marks {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let now = Instant::now();
+        let mut message = MessageOf {
+            watched: self.watched,
+            found: None,
+        };
+        event.record(&mut message);
+        if let Some(what) = message.found {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((what, now));
+        }
+    }
+}
+
+/// Many bundles of one process over one busybox root filesystem: each
+/// bundle directory holds its own `config.json` (and the files conmon
+/// puts beside it: attach socket, ctl FIFO), whose root is the shared
+/// `rootfs` by absolute path. The containers' `/dev` is a tmpfs of their
+/// own, so nothing they set up lands in the shared tree.
+pub struct Bundles {
+    base: testkit::Bundle,
+    _dir: tempfile::TempDir,
+    paths: Vec<PathBuf>,
+}
+
+impl Bundles {
+    /// `count` bundles running `args`.
+    pub fn new(count: usize, args: &[&str]) -> Result<Bundles, BoxError> {
+        let base = BundleBuilder::new().args(args.iter().copied()).build()?;
+        let mut spec = base.spec()?;
+        let mut root = spec.root().clone().ok_or("the bundle's spec has no root")?;
+        root.set_path(base.rootfs());
+        spec.set_root(Some(root));
+        let dir = tempfile::Builder::new()
+            .prefix("bench-bundles-")
+            .tempdir()?;
+        let mut paths = Vec::with_capacity(count);
+        for i in 0..count {
+            let path = dir.path().join(format!("b{i}"));
+            std::fs::create_dir(&path)?;
+            spec.save(path.join("config.json"))?;
+            paths.push(path);
+        }
+        Ok(Bundles {
+            base,
+            _dir: dir,
+            paths,
+        })
+    }
+
+    /// The bundle directories.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The shared root filesystem.
+    pub fn rootfs(&self) -> PathBuf {
+        self.base.rootfs()
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit (as
+/// podman does): hundreds of containers at once hold more than the usual
+/// 1024 descriptors. Returns the soft limit now in force.
+pub fn raise_fd_limit() -> Result<u64, BoxError> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit)?;
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+/// How many descriptors this process has open.
+pub fn open_fds() -> Result<usize, BoxError> {
+    // The directory's own descriptor is listed too.
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .count()
+        .saturating_sub(1))
+}
+
+/// A `kB` field of `/proc/self/status`, in KiB.
+fn status_kib(field: &str) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/self/status").into())
+}
+
+/// This process's resident memory now, in KiB.
+pub fn rss_kib() -> Result<u64, BoxError> {
+    status_kib("VmRSS")
+}
+
+/// This process's peak resident memory since it started or since the last
+/// [`reset_peak_rss`], in KiB.
+pub fn peak_rss_kib() -> Result<u64, BoxError> {
+    status_kib("VmHWM")
+}
+
+/// Resets the peak resident memory to the current one (`clear_refs` 5).
+pub fn reset_peak_rss() -> Result<(), BoxError> {
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    Ok(())
+}
+
+/// CPU time and process creations, of this process and of the machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// This process's CPU time (user and system), seconds.
+    pub own_cpu: f64,
+    /// The CPU time of this process's reaped children, seconds.
+    pub children_cpu: f64,
+    /// The machine's busy CPU time (everything but idle and iowait), all
+    /// CPUs, seconds.
+    pub machine_cpu: f64,
+    /// Processes (and threads) created on the machine since boot.
+    pub forks: u64,
+}
+
+impl Counters {
+    /// The counters now, from `/proc/self/stat` and `/proc/stat`.
+    pub fn now() -> Result<Counters, BoxError> {
+        let tick = rustix::param::clock_ticks_per_second() as f64;
+        let own = std::fs::read_to_string("/proc/self/stat")?;
+        let fields: Vec<&str> = own
+            .rsplit_once(')')
+            .ok_or("/proc/self/stat has no ')'")?
+            .1
+            .split_whitespace()
+            .collect();
+        // utime, stime, cutime, cstime: fields 14 to 17; the list starts at
+        // field 3.
+        let field = |n: usize| -> Result<f64, BoxError> {
+            Ok(fields
+                .get(n - 3)
+                .ok_or("/proc/self/stat is short")?
+                .parse::<f64>()?
+                / tick)
+        };
+        let machine = std::fs::read_to_string("/proc/stat")?;
+        let mut machine_cpu = 0.0;
+        let mut forks = 0;
+        for line in machine.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("cpu") => {
+                    let ticks: Vec<f64> = words.filter_map(|w| w.parse().ok()).collect();
+                    // user nice system idle iowait irq softirq steal ...
+                    machine_cpu = ticks
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != 3 && *i != 4)
+                        .map(|(_, t)| t)
+                        .take(6)
+                        .sum::<f64>()
+                        / tick;
+                }
+                Some("processes") => {
+                    forks = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        Ok(Counters {
+            own_cpu: field(14)? + field(15)?,
+            children_cpu: field(16)? + field(17)?,
+            machine_cpu,
+            forks,
+        })
+    }
+
+    /// What was counted from `earlier` to `self`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            own_cpu: self.own_cpu - earlier.own_cpu,
+            children_cpu: self.children_cpu - earlier.children_cpu,
+            machine_cpu: self.machine_cpu - earlier.machine_cpu,
+            forks: self.forks.saturating_sub(earlier.forks),
+        }
+    }
+}
+
+/// Prints rates: `count` items done in each sample's time, per second of
+/// the median, and the ratio to the baseline's (the first entry) rate.
+pub fn print_rates(title: &str, count: usize, unit: &str, rows: &[&Samples]) {
+    println!("{title}");
+    let Some(base) = rows.first().map(|s| s.median()) else {
+        return;
+    };
+    println!(
+        "  {:<60} {:>10} {:>12} {:>8}",
+        "contender",
+        "median s",
+        format!("{unit}/s"),
+        "ratio"
+    );
+    for row in rows {
+        if row.is_empty() {
+            continue;
+        }
+        let median = row.median();
+        println!(
+            "  {:<60} {:>10.3} {:>12.1} {:>8.2}",
+            row.name,
+            median,
+            ratio(count as f64, median),
+            ratio(base, median)
+        );
+    }
+}
+
+/// Prints plain figures, one a line, with their unit (medians over the
+/// rounds where the caller collected several).
+pub fn print_figures(title: &str, rows: &[(&str, f64, &str)]) {
+    println!("{title}");
+    for (name, value, unit) in rows {
+        println!("  {name:<60} {value:>10.1} {unit}");
+    }
+}
+
+/// Runs `each` on every item at once, as tasks of the current tokio
+/// runtime; the results in the items' order.
+pub async fn all_at_once<T, R, F, Fut>(items: Vec<T>, each: F) -> Vec<Result<R, BoxError>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, BoxError>> + Send + 'static,
+    R: Send + 'static,
+{
+    let count = items.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let task = each(item);
+        tasks.spawn(async move { (i, task.await) });
+    }
+    let mut results: Vec<Option<Result<R, BoxError>>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, result)) => results[i] = Some(result),
+            Err(e) => return vec![Err(format!("a task failed: {e}").into())],
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("a task left no result".into())))
+        .collect()
+}
+
+/// The first error among `results`, with how many failed; the values
+/// otherwise.
+pub fn all_ok<R>(what: &str, results: Vec<Result<R, BoxError>>) -> Result<Vec<R>, BoxError> {
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let mut values = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(value) => values.push(value),
+            Err(e) => return Err(format!("{what}: {failed} failed, the first: {e}").into()),
+        }
+    }
+    Ok(values)
+}
+
+/// How long one `runc` command of the benchmarks may take.
+pub const RUNC_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `runc ARGS` (bounded by [`RUNC_LIMIT`], killed past it); its
+/// stdout, or an error with its stderr when it failed.
+pub async fn runc(args: &[&str]) -> Result<Vec<u8>, BoxError> {
+    let mut command = tokio::process::Command::new("runc");
+    command.args(args);
+    let out = state_probe::run_bounded(command, RUNC_LIMIT).await?;
+    if !out.success() {
+        return Err(format!("runc {args:?}: {} {}", out.status, out.stderr_text()).into());
+    }
+    Ok(out.stdout)
+}
+
+/// How a target fared, for the benchmarks' verdict lines.
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "missed"
     }
 }
