@@ -18,31 +18,42 @@
 //!   tasks, each `create`, `start`, `wait`, `delete` of its container.
 //! - `runc run`: N `runc run --bundle B ID` processes started at once from
 //!   the same runtime, each awaited (bounded).
+//! - `by hand`: the driver's runtime calls without the driver or conmon, N
+//!   at once: `runc create --pid-file`, `runc start`, a pidfd wait for the
+//!   init process, `runc delete`. The floor of any engine that creates and
+//!   starts in two runtime calls, as podman and this driver do.
 //!
 //! Printed: containers per second (ratio to `runc run`'s); the driver's
 //! peak resident memory during the round (the peak is reset before it),
 //! its descriptors before the round, at the most during it (sampled every
-//! 10 ms) and after it; and where the time goes: the phases' medians and
+//! 10 ms) and after it (naming any new one), counted from a warm-up that
+//! made what the driver makes once; and where the time goes: the phases' medians and
 //! maxima across the containers of a round, the processes the driver ran
-//! per container (runtime commands, conmon launches), CPU time per
-//! container (the driver process itself, the children it reaped, and the
-//! whole machine, whose busy time and process creations include other
-//! users' work) for both contenders.
+//! per container (runtime commands, conmon launches), and CPU time per
+//! container on the engine side for every contender: this process and all
+//! it started, counted in a cgroup of its own (a container's own processes,
+//! which runc moves to the container's cgroup, are not), split for the
+//! driver into its own process, the runtime commands it ran and reaped,
+//! and the rest (conmon, and the `runc create` conmon runs); with the
+//! machine's busy cores over each contender (other users' work included).
+//! On saturated cores, throughput follows CPU time per container.
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_support::{
-    all_at_once, all_ok, describe, open_fds, peak_rss_kib, print_durations, print_figures,
-    print_rates, raise_fd_limit, reset_peak_rss, rss_kib, runc, verdict, BoxError, Bundles,
-    Counters, Marks, Options, Samples,
+    all_at_once, all_ok, describe, fd_targets, open_fds, peak_rss_kib, print_durations,
+    print_figures, print_rates, raise_fd_limit, reset_peak_rss, rss_kib, runc, verdict, BoxError,
+    Bundles, Counters, CpuAccount, Marks, Options, Samples, RUNC_LIMIT,
 };
 use conmon_driver::{ConmonRuntime, RUNNING_THE_RUNTIME};
-use runtime_api::{CreateOptions, OciRuntime};
+use runtime_api::{CreateOptions, OciRuntime, RuntimeError, Signal};
+use state_probe::PidFd;
 
 /// The driver's debug event of each conmon launch.
 const SPAWNING: &str = "spawning conmon";
@@ -90,6 +101,108 @@ async fn lifecycle(
     ])
 }
 
+/// Sets up what the driver makes once, with one container that runs until
+/// killed.
+async fn warm_up(runtime: Arc<ConmonRuntime>, work: &std::path::Path) -> Result<(), BoxError> {
+    let bundle = Bundles::new(1, &["sleep", "100000"])?;
+    let c = describe(work, &bundle.paths()[0], "scale-warm-up")?;
+    runtime.create(&c, CreateOptions::default()).await?;
+    let awaited = async {
+        runtime.start(&c).await?;
+        match runtime.wait(&c, Duration::from_millis(10)).await {
+            Err(RuntimeError::Timeout { .. }) => {}
+            other => return Err(format!("the warm-up container did not run: {other:?}").into()),
+        }
+        runtime.kill(&c, Signal::KILL, false).await?;
+        runtime.wait(&c, WAIT_LIMIT).await?;
+        Ok::<_, BoxError>(())
+    }
+    .await;
+    let deleted = runtime.delete_force(&c).await;
+    if let Some(log) = &c.log().path {
+        let _ = std::fs::remove_file(log);
+    }
+    awaited?;
+    Ok(deleted?)
+}
+
+/// The machine's busy cores over a measurement (others' work included).
+fn load(counters: &Counters, took: Duration) -> f64 {
+    counters.machine_cpu / took.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Per-container figures, one sample per round.
+struct PerContainer {
+    runtime_commands: Samples,
+    conmon_launches: Samples,
+    driver_tree: Samples,
+    driver_own: Samples,
+    driver_children: Samples,
+    driver_rest: Samples,
+    driver_load: Samples,
+    runc_run: Samples,
+    runc_run_load: Samples,
+    by_hand: Samples,
+    by_hand_load: Samples,
+}
+
+impl Default for PerContainer {
+    fn default() -> Self {
+        PerContainer {
+            runtime_commands: Samples::new("driver: runtime commands it ran"),
+            conmon_launches: Samples::new("driver: conmon launches"),
+            driver_tree: Samples::new("driver: CPU ms, engine side"),
+            driver_own: Samples::new("driver:   of which the driver process"),
+            driver_children: Samples::new("driver:   of which the runtime commands it ran"),
+            driver_rest: Samples::new("driver:   of which conmon and the runc create it runs"),
+            driver_load: Samples::new("driver: busy cores of the machine"),
+            runc_run: Samples::new("runc run: CPU ms, engine side"),
+            runc_run_load: Samples::new("runc run: busy cores of the machine"),
+            by_hand: Samples::new("by hand: CPU ms, engine side"),
+            by_hand_load: Samples::new("by hand: busy cores of the machine"),
+        }
+    }
+}
+
+impl PerContainer {
+    fn driver(&mut self, r: &DriverRound, n: f64) {
+        let c = &r.counters;
+        self.runtime_commands
+            .push_secs(r.runtime_commands as f64 / n);
+        self.conmon_launches.push_secs(r.conmon_launches as f64 / n);
+        self.driver_tree.push_secs(c.tree_cpu * 1e3 / n);
+        self.driver_own.push_secs(c.own_cpu * 1e3 / n);
+        self.driver_children.push_secs(c.children_cpu * 1e3 / n);
+        self.driver_rest
+            .push_secs((c.tree_cpu - c.own_cpu - c.children_cpu) * 1e3 / n);
+        self.driver_load.push_secs(load(c, r.took));
+    }
+
+    fn print(&self) {
+        let rows: Vec<(&str, f64, &str)> = [
+            (&self.runtime_commands, ""),
+            (&self.conmon_launches, ""),
+            (&self.driver_tree, "ms"),
+            (&self.driver_own, "ms"),
+            (&self.driver_children, "ms"),
+            (&self.driver_rest, "ms"),
+            (&self.runc_run, "ms"),
+            (&self.by_hand, "ms"),
+            (&self.driver_load, ""),
+            (&self.runc_run_load, ""),
+            (&self.by_hand_load, ""),
+        ]
+        .into_iter()
+        .map(|(s, unit)| (s.name.as_str(), s.median(), unit))
+        .collect();
+        print_figures(
+            "per container (medians over the rounds; CPU of the engine side: this process and \
+             all it started, not the containers' own processes; busy cores include other users' work)",
+            &rows,
+        );
+    }
+}
+
 /// What one driver round measured.
 struct DriverRound {
     took: Duration,
@@ -105,12 +218,14 @@ struct DriverRound {
 
 async fn driver_round(
     runtime: &Arc<ConmonRuntime>,
+    account: Option<&CpuAccount>,
     marks: &Marks,
     work: &std::path::Path,
     bundles: &Bundles,
     round: usize,
 ) -> Result<DriverRound, BoxError> {
     let fds_before = open_fds()?;
+    let targets_before = fd_targets()?;
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let sampling = Arc::clone(&sampling);
@@ -126,7 +241,7 @@ async fn driver_round(
     };
     marks.take();
     reset_peak_rss()?;
-    let counters = Counters::now()?;
+    let counters = Counters::now(account)?;
     let began = Instant::now();
     let jobs: Vec<_> = bundles
         .paths()
@@ -146,48 +261,135 @@ async fn driver_round(
     })
     .await;
     let took = began.elapsed();
-    let counters = Counters::now()?.since(&counters);
+    let counters = Counters::now(account)?.since(&counters);
     let peak_rss_kib = peak_rss_kib()?;
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let fds_peak = sampler.await?;
     let marked = marks.take();
     let phases = all_ok("driver lifecycles", results)?;
+    let fds_after = open_fds()?;
+    if fds_after > fds_before {
+        for (fd, target) in fd_targets()? {
+            if targets_before.get(&fd) != Some(&target) {
+                println!("round {round}: fd {fd} ({target}) is new after the round");
+            }
+        }
+    }
     Ok(DriverRound {
         took,
         phases,
         peak_rss_kib,
         fds_before,
         fds_peak,
-        fds_after: open_fds()?,
+        fds_after,
         counters,
         runtime_commands: Marks::count(&marked, RUNNING_THE_RUNTIME),
         conmon_launches: Marks::count(&marked, SPAWNING),
     })
 }
 
-/// N `runc run` at once; the wall time and the counters. Containers of
-/// runs that failed are deleted before the error is returned.
-async fn runc_round(bundles: &Bundles, round: usize) -> Result<(Duration, Counters), BoxError> {
+/// `runc ARGS` with stdin, stdout and stderr on /dev/null (a container
+/// created this way inherits them), bounded by [`RUNC_LIMIT`].
+async fn runc_detached(args: &[&str]) -> Result<(), BoxError> {
+    let mut child = tokio::process::Command::new("runc")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let status = tokio::time::timeout(RUNC_LIMIT, child.wait())
+        .await
+        .map_err(|_| format!("runc {args:?} took longer than {RUNC_LIMIT:?}"))??;
+    if !status.success() {
+        return Err(format!("runc {args:?}: {status}").into());
+    }
+    Ok(())
+}
+
+/// One lifecycle through runc's CLI alone: create, start, the init
+/// process's exit on a pidfd, delete.
+async fn by_hand(work: PathBuf, id: String, bundle: PathBuf) -> Result<(), BoxError> {
+    let bundle = bundle
+        .to_str()
+        .ok_or("bundle path is not UTF-8")?
+        .to_string();
+    let pidfile = work.join(format!("{id}.pid"));
+    let pidfile_arg = pidfile
+        .to_str()
+        .ok_or("work path is not UTF-8")?
+        .to_string();
+    runc_detached(&[
+        "create",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        &pidfile_arg,
+        &id,
+    ])
+    .await?;
+    let pid: i32 = std::fs::read_to_string(&pidfile)?.trim().parse()?;
+    let init = PidFd::open(pid)?;
+    runc(&["start", &id]).await?;
+    if let Some(init) = init {
+        if !init.exited(WAIT_LIMIT).await? {
+            return Err(format!("container {id} did not exit within {WAIT_LIMIT:?}").into());
+        }
+    }
+    runc(&["delete", &id]).await?;
+    std::fs::remove_file(&pidfile)?;
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Contender {
+    Driver,
+    RuncRun,
+    ByHand,
+}
+
+/// N lifecycles at once through runc alone (`runc run`, or by hand); the
+/// wall time and the counters. Containers of lifecycles that failed are
+/// deleted before the error is returned.
+async fn runc_round(
+    contender: Contender,
+    account: Option<&CpuAccount>,
+    work: &std::path::Path,
+    bundles: &Bundles,
+    round: usize,
+) -> Result<(Duration, Counters), BoxError> {
+    let tag = if contender == Contender::RuncRun {
+        "r"
+    } else {
+        "h"
+    };
     let ids: Vec<String> = (0..bundles.paths().len())
-        .map(|i| format!("scale-r{round}-{i}-{}", std::process::id()))
+        .map(|i| format!("scale-{tag}{round}-{i}-{}", std::process::id()))
         .collect();
     let jobs: Vec<(String, PathBuf)> = ids
         .iter()
         .cloned()
         .zip(bundles.paths().iter().cloned())
         .collect();
-    let counters = Counters::now()?;
+    let counters = Counters::now(account)?;
     let began = Instant::now();
-    let results = all_at_once(jobs, |(id, bundle)| async move {
-        let bundle = bundle
-            .to_str()
-            .ok_or("bundle path is not UTF-8")?
-            .to_string();
-        runc(&["run", "--bundle", &bundle, &id]).await.map(drop)
+    let results = all_at_once(jobs, |(id, bundle)| {
+        let work = work.to_path_buf();
+        async move {
+            if contender == Contender::RuncRun {
+                let bundle = bundle
+                    .to_str()
+                    .ok_or("bundle path is not UTF-8")?
+                    .to_string();
+                runc(&["run", "--bundle", &bundle, &id]).await.map(drop)
+            } else {
+                by_hand(work, id, bundle).await
+            }
+        }
     })
     .await;
     let took = began.elapsed();
-    let counters = Counters::now()?.since(&counters);
+    let counters = Counters::now(account)?.since(&counters);
     if results.iter().any(Result::is_err) {
         for (id, result) in ids.iter().zip(&results) {
             if result.is_err() {
@@ -195,7 +397,14 @@ async fn runc_round(bundles: &Bundles, round: usize) -> Result<(Duration, Counte
             }
         }
     }
-    all_ok("runc run", results)?;
+    all_ok(
+        if contender == Contender::RuncRun {
+            "runc run"
+        } else {
+            "by hand"
+        },
+        results,
+    )?;
     Ok((took, counters))
 }
 
@@ -203,6 +412,9 @@ fn main() -> Result<(), BoxError> {
     let options = Options::parse(3).map_err(|e| format!("bench_scale: {e}"))?;
     let count: usize = options.number("containers", if options.quick { 5 } else { 200 })?;
     let fd_limit = raise_fd_limit()?;
+    // Before any thread or child: every process started from here on is
+    // counted, until runc moves a container's own processes out.
+    let account = CpuAccount::new("bench-scale")?;
     let marks = Marks::new(&[RUNNING_THE_RUNTIME, SPAWNING]);
     marks.install()?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -212,19 +424,19 @@ fn main() -> Result<(), BoxError> {
     let bundles = Bundles::new(count, &["true"])?;
     let runtime = Arc::new(bench_support::runtime(work.path())?);
 
-    // One lifecycle first: what the driver sets up once (its inotify
-    // instance, the reader task) is not counted as growth.
-    let warm_up = bundles.paths().first().ok_or("no bundle")?.clone();
-    tokio.block_on(lifecycle(
-        Arc::clone(&runtime),
-        work.path().to_path_buf(),
-        warm_up,
-        "scale-warm-up".into(),
-    ))?;
+    // What the driver sets up once is made before any count: the exit
+    // watcher's inotify instance comes with the first wait that has to wait
+    // (a container of `true` may be gone before its wait begins), so a
+    // running container is awaited briefly, then killed, awaited and
+    // deleted.
+    tokio.block_on(warm_up(Arc::clone(&runtime), work.path()))?;
     let rss_idle_kib = rss_kib()?;
 
     let mut driver = Samples::new(format!("driver create+start+wait+delete, {count} at once"));
     let mut runc_run = Samples::new(format!("runc run, {count} at once"));
+    let mut hand = Samples::new(format!(
+        "by hand: runc create+start+delete, {count} at once"
+    ));
     let phase_names = ["create", "start", "wait", "delete"];
     let mut phase_medians: Vec<Samples> = phase_names
         .iter()
@@ -241,28 +453,22 @@ fn main() -> Result<(), BoxError> {
         Samples::new("after"),
     );
     let mut fd_growth = 0i64;
-    let mut per_container = [
-        Samples::new("driver: runtime commands run by the driver"),
-        Samples::new("driver: conmon launches"),
-        Samples::new("driver: CPU ms of the driver process"),
-        Samples::new("driver: CPU ms of the driver's reaped children"),
-        Samples::new("driver: CPU ms of the machine"),
-        Samples::new("driver: processes and threads created on the machine"),
-        Samples::new("runc run: CPU ms of the machine"),
-        Samples::new("runc run: processes and threads created on the machine"),
-        Samples::new("runc run: CPU ms of its reaped processes"),
-    ];
+    let mut per_container = PerContainer::default();
     let n = count as f64;
     for round in 0..options.rounds {
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for by_driver in order {
-            if by_driver {
-                let r =
-                    tokio.block_on(driver_round(&runtime, &marks, work.path(), &bundles, round))?;
+        let mut order = [Contender::RuncRun, Contender::Driver, Contender::ByHand];
+        let turn = round % order.len();
+        order.rotate_left(turn);
+        for contender in order {
+            if contender == Contender::Driver {
+                let r = tokio.block_on(driver_round(
+                    &runtime,
+                    account.as_ref(),
+                    &marks,
+                    work.path(),
+                    &bundles,
+                    round,
+                ))?;
                 driver.push(r.took);
                 for (i, samples) in phase_medians.iter_mut().enumerate() {
                     let mut of_phase = Samples::new("");
@@ -277,18 +483,26 @@ fn main() -> Result<(), BoxError> {
                 fds.1.push_secs(r.fds_peak as f64);
                 fds.2.push_secs(r.fds_after as f64);
                 fd_growth = fd_growth.max(r.fds_after as i64 - r.fds_before as i64);
-                per_container[0].push_secs(r.runtime_commands as f64 / n);
-                per_container[1].push_secs(r.conmon_launches as f64 / n);
-                per_container[2].push_secs(r.counters.own_cpu * 1e3 / n);
-                per_container[3].push_secs(r.counters.children_cpu * 1e3 / n);
-                per_container[4].push_secs(r.counters.machine_cpu * 1e3 / n);
-                per_container[5].push_secs(r.counters.forks as f64 / n);
+                per_container.driver(&r, n);
             } else {
-                let (took, counters) = tokio.block_on(runc_round(&bundles, round))?;
-                runc_run.push(took);
-                per_container[6].push_secs(counters.machine_cpu * 1e3 / n);
-                per_container[7].push_secs(counters.forks as f64 / n);
-                per_container[8].push_secs(counters.children_cpu * 1e3 / n);
+                let (took, counters) = tokio.block_on(runc_round(
+                    contender,
+                    account.as_ref(),
+                    work.path(),
+                    &bundles,
+                    round,
+                ))?;
+                if contender == Contender::RuncRun {
+                    runc_run.push(took);
+                    per_container
+                        .runc_run
+                        .push_secs(counters.tree_cpu * 1e3 / n);
+                    per_container.runc_run_load.push_secs(load(&counters, took));
+                } else {
+                    hand.push(took);
+                    per_container.by_hand.push_secs(counters.tree_cpu * 1e3 / n);
+                    per_container.by_hand_load.push_secs(load(&counters, took));
+                }
             }
         }
     }
@@ -297,7 +511,12 @@ fn main() -> Result<(), BoxError> {
         "{count} container lifecycles of `true` at once: {} round(s); ratio = rate / runc run's rate",
         options.rounds
     );
-    print_rates("throughput", count, "containers", &[&runc_run, &driver]);
+    print_rates(
+        "throughput",
+        count,
+        "containers",
+        &[&runc_run, &driver, &hand],
+    );
     let mut rows = vec![&driver];
     rows.extend(phase_medians.iter());
     rows.extend(phase_maxima.iter());
@@ -305,13 +524,7 @@ fn main() -> Result<(), BoxError> {
         "where the driver's time goes (ratio to the whole round)",
         &rows,
     );
-    print_figures(
-        "per container (medians over the rounds; machine figures include other users' work)",
-        &per_container
-            .iter()
-            .map(|s| (s.name.as_str(), s.median(), ""))
-            .collect::<Vec<_>>(),
-    );
+    per_container.print();
     print_figures(
         "the driver process",
         &[
@@ -342,6 +555,12 @@ fn main() -> Result<(), BoxError> {
         ],
     );
     let rate_ratio = runc_run.median() / driver.median().max(f64::MIN_POSITIVE);
+    println!(
+        "  engine CPU per container, runc run's / the driver's: {:.2}; by hand's / the driver's: {:.2} \
+         (on saturated cores, the rate ratios these allow)",
+        per_container.runc_run.median() / per_container.driver_tree.median(),
+        per_container.by_hand.median() / per_container.driver_tree.median(),
+    );
     println!("targets");
     println!(
         "  containers/s >= 0.8x runc run's: {} ({rate_ratio:.2}x)",

@@ -25,8 +25,9 @@
 //! reported. Printed: wall time of the N answers (ratio to the baseline's;
 //! 0.10 is ten times faster), the runtime processes each contender ran
 //! per container (the driver's own count of its runtime commands; one per
-//! `runc state`), and the machine's process and thread creations and busy
-//! CPU time over it (other users' work included). The containers are
+//! `runc state`), and the CPU time of the benchmark and all it started
+//! over it (counted in a cgroup of its own; the containers' own processes,
+//! in their cgroups, are not). The containers are
 //! deleted at the end (`delete_force`, which kills them), also when a
 //! measurement failed.
 
@@ -39,7 +40,7 @@ use std::time::Instant;
 
 use bench_support::{
     all_at_once, all_ok, describe, print_durations, print_figures, raise_fd_limit, runc, verdict,
-    BoxError, Bundles, Counters, Marks, Options, Samples,
+    BoxError, Bundles, Counters, CpuAccount, Marks, Options, Samples,
 };
 use conmon_driver::{ConmonRuntime, ContainerLayout, RUNNING_THE_RUNTIME};
 use runtime_api::{ContainerDescription, ContainerStatus, CreateOptions, OciRuntime};
@@ -104,6 +105,7 @@ enum Contender {
 /// machine's counters over it.
 async fn measure(
     contender: Contender,
+    account: Option<&CpuAccount>,
     runtime: &Arc<ConmonRuntime>,
     marks: &Marks,
     fleet: &[Running],
@@ -119,7 +121,7 @@ async fn measure(
         }
     }
     marks.take();
-    let counters = Counters::now()?;
+    let counters = Counters::now(account)?;
     let began = Instant::now();
     let measured = async {
         match contender {
@@ -147,7 +149,7 @@ async fn measure(
     }
     .await;
     let took = began.elapsed().as_secs_f64();
-    let counters = Counters::now()?.since(&counters);
+    let counters = Counters::now(account)?.since(&counters);
     let commands = Marks::count(&marks.take(), RUNNING_THE_RUNTIME);
     if contender == Contender::DriverWithoutRecords {
         for layout in &layouts {
@@ -162,6 +164,7 @@ async fn measure(
 /// The measurements, once the fleet runs.
 async fn rounds(
     options: &Options,
+    account: Option<&CpuAccount>,
     runtime: &Arc<ConmonRuntime>,
     marks: &Marks,
     fleet: &[Running],
@@ -188,10 +191,6 @@ async fn rounds(
         .iter()
         .map(|(_, name)| Samples::new(*name))
         .collect();
-    let mut forks: Vec<Samples> = contenders
-        .iter()
-        .map(|(_, name)| Samples::new(*name))
-        .collect();
     let mut cpu: Vec<Samples> = contenders
         .iter()
         .map(|(_, name)| Samples::new(*name))
@@ -200,15 +199,15 @@ async fn rounds(
         let mut order: Vec<usize> = (0..contenders.len()).collect();
         order.rotate_left(round % contenders.len());
         for i in order {
-            let (took, ran, counters) = measure(contenders[i].0, runtime, marks, fleet).await?;
+            let (took, ran, counters) =
+                measure(contenders[i].0, account, runtime, marks, fleet).await?;
             times[i].push_secs(took);
             let runtime_processes = match contenders[i].0 {
                 Contender::RuncSequential | Contender::RuncAtOnce => count,
                 _ => ran,
             };
             commands[i].push_secs(runtime_processes as f64);
-            forks[i].push_secs(counters.forks as f64);
-            cpu[i].push_secs(counters.machine_cpu * 1e3);
+            cpu[i].push_secs(counters.tree_cpu * 1e3);
         }
     }
     println!(
@@ -232,12 +231,9 @@ async fn rounds(
             "",
         ),
         (
-            format!("processes and threads created on the machine over the {count} answers (median, others' included)"),
-            &forks,
-            "",
-        ),
-        (
-            format!("busy CPU time of the machine over the {count} answers (median, others' included)"),
+            format!(
+                "CPU time of this process and all it started over the {count} answers (median)"
+            ),
             &cpu,
             "ms",
         ),
@@ -269,6 +265,9 @@ fn main() -> Result<(), BoxError> {
     let options = Options::parse(5).map_err(|e| format!("bench_status: {e}"))?;
     let count: usize = options.number("containers", if options.quick { 5 } else { 200 })?;
     raise_fd_limit()?;
+    // Before any thread or child: the CPU time of everything started from
+    // here on is counted (containers' own processes excepted).
+    let account = CpuAccount::new("bench-status")?;
     let marks = Marks::new(&[RUNNING_THE_RUNTIME]);
     marks.install()?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -300,7 +299,7 @@ fn main() -> Result<(), BoxError> {
         .cloned()
         .collect();
     let measured = match all_ok("create and start", started) {
-        Ok(_) => tokio.block_on(rounds(&options, &runtime, &marks, &fleet)),
+        Ok(_) => tokio.block_on(rounds(&options, account.as_ref(), &runtime, &marks, &fleet)),
         Err(e) => Err(e),
     };
     // The containers go whatever happened (a forced delete kills them).

@@ -2,7 +2,7 @@
 //! medians and the ratio table, the driver's configuration, finding the
 //! other example binaries, an optional podman, the driver's debug events
 //! as time marks and counts, many bundles over one root filesystem, and
-//! the process and machine counters (memory, fds, CPU time, forks).
+//! the process, process tree and machine counters (memory, fds, CPU time).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -427,6 +427,23 @@ fn status_kib(field: &str) -> Result<u64, BoxError> {
         .ok_or_else(|| format!("no {field} in /proc/self/status").into())
 }
 
+/// What each open descriptor of this process refers to (`/proc/self/fd`
+/// links), by number.
+pub fn fd_targets() -> Result<std::collections::BTreeMap<i32, String>, BoxError> {
+    let mut targets = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // The directory's own descriptor is gone by now: no link.
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            targets.insert(fd, target.display().to_string());
+        }
+    }
+    Ok(targets)
+}
+
 /// This process's resident memory now, in KiB.
 pub fn rss_kib() -> Result<u64, BoxError> {
     status_kib("VmRSS")
@@ -444,23 +461,140 @@ pub fn reset_peak_rss() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// CPU time and process creations, of this process and of the machine.
+/// The CPU time of this process and of every process it starts, through a
+/// cgroup of its own at the root of the `cpuacct` hierarchy (cgroup v1) or
+/// of the unified one (v2), which children inherit. A process moved to
+/// another cgroup leaves the account: runc moves a container's own
+/// processes into the container's cgroup, so what is counted is the
+/// engine's side (the benchmark, conmon, the runtime's commands). Dropped,
+/// it moves this process back and removes the cgroup.
+pub struct CpuAccount {
+    dir: PathBuf,
+    origin: PathBuf,
+    v2: bool,
+}
+
+impl CpuAccount {
+    /// Moves this process into a new cgroup named `name`; `Ok(None)` (with
+    /// a message) where no hierarchy can be used.
+    pub fn new(name: &str) -> Result<Option<CpuAccount>, BoxError> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let mut v1 = None;
+        let mut v2 = None;
+        for line in mountinfo.lines() {
+            let Some((before, after)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mut mount = before.split_whitespace().skip(3);
+            let (Some("/"), Some(point)) = (mount.next(), mount.next()) else {
+                continue;
+            };
+            let mut fs = after.split_whitespace();
+            match (fs.next(), fs.nth(1)) {
+                (Some("cgroup"), Some(options)) if options.split(',').any(|o| o == "cpuacct") => {
+                    v1.get_or_insert_with(|| PathBuf::from(point));
+                }
+                (Some("cgroup2"), _) => {
+                    v2.get_or_insert_with(|| PathBuf::from(point));
+                }
+                _ => {}
+            }
+        }
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        let path_in = |wanted: &dyn Fn(&str) -> bool| {
+            own.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                wanted(controllers).then(|| path.trim_start_matches('/').to_string())
+            })
+        };
+        let (root, origin, v2) = match (v1, v2) {
+            (Some(root), _) => {
+                let Some(origin) = path_in(&|c| c.split(',').any(|c| c == "cpuacct")) else {
+                    println!("skipped: CPU accounting (this process is in no cpuacct cgroup)");
+                    return Ok(None);
+                };
+                (root, origin, false)
+            }
+            (None, Some(root)) => {
+                let Some(origin) = path_in(&|c| c.is_empty()) else {
+                    println!("skipped: CPU accounting (this process is in no v2 cgroup)");
+                    return Ok(None);
+                };
+                (root, origin, true)
+            }
+            (None, None) => {
+                println!("skipped: CPU accounting (no cpuacct or v2 hierarchy mounted)");
+                return Ok(None);
+            }
+        };
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        let account = CpuAccount {
+            dir,
+            origin: root.join(origin),
+            v2,
+        };
+        std::fs::write(
+            account.dir.join("cgroup.procs"),
+            std::process::id().to_string(),
+        )?;
+        Ok(Some(account))
+    }
+
+    /// The CPU time counted so far, seconds.
+    pub fn seconds(&self) -> Result<f64, BoxError> {
+        if self.v2 {
+            let stat = std::fs::read_to_string(self.dir.join("cpu.stat"))?;
+            let usec: f64 = stat
+                .lines()
+                .find_map(|line| line.strip_prefix("usage_usec "))
+                .ok_or("no usage_usec in cpu.stat")?
+                .trim()
+                .parse()?;
+            Ok(usec / 1e6)
+        } else {
+            let nanos: f64 = std::fs::read_to_string(self.dir.join("cpuacct.usage"))?
+                .trim()
+                .parse()?;
+            Ok(nanos / 1e9)
+        }
+    }
+}
+
+impl Drop for CpuAccount {
+    fn drop(&mut self) {
+        let back = std::fs::write(
+            self.origin.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+        // Processes still in it (a straggler of a failed run) keep it.
+        if back.is_err() || std::fs::remove_dir(&self.dir).is_err() {
+            eprintln!("cannot remove the accounting cgroup {}", self.dir.display());
+        }
+    }
+}
+
+/// CPU time: of this process, of its tree (through a [`CpuAccount`]) and
+/// of the machine.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counters {
     /// This process's CPU time (user and system), seconds.
     pub own_cpu: f64,
     /// The CPU time of this process's reaped children, seconds.
     pub children_cpu: f64,
+    /// The CPU time of this process and all it started ([`CpuAccount`]),
+    /// seconds; NaN without an account.
+    pub tree_cpu: f64,
     /// The machine's busy CPU time (everything but idle and iowait), all
     /// CPUs, seconds.
     pub machine_cpu: f64,
-    /// Processes (and threads) created on the machine since boot.
-    pub forks: u64,
 }
 
 impl Counters {
-    /// The counters now, from `/proc/self/stat` and `/proc/stat`.
-    pub fn now() -> Result<Counters, BoxError> {
+    /// The counters now, from `/proc/self/stat`, the account and
+    /// `/proc/stat`.
+    pub fn now(account: Option<&CpuAccount>) -> Result<Counters, BoxError> {
         let tick = rustix::param::clock_ticks_per_second() as f64;
         let own = std::fs::read_to_string("/proc/self/stat")?;
         let fields: Vec<&str> = own
@@ -479,34 +613,31 @@ impl Counters {
                 / tick)
         };
         let machine = std::fs::read_to_string("/proc/stat")?;
-        let mut machine_cpu = 0.0;
-        let mut forks = 0;
-        for line in machine.lines() {
-            let mut words = line.split_whitespace();
-            match words.next() {
-                Some("cpu") => {
-                    let ticks: Vec<f64> = words.filter_map(|w| w.parse().ok()).collect();
-                    // user nice system idle iowait irq softirq steal ...
-                    machine_cpu = ticks
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != 3 && *i != 4)
-                        .map(|(_, t)| t)
-                        .take(6)
-                        .sum::<f64>()
-                        / tick;
-                }
-                Some("processes") => {
-                    forks = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-                }
-                _ => {}
-            }
-        }
+        let ticks: Vec<f64> = machine
+            .lines()
+            .find_map(|line| line.strip_prefix("cpu "))
+            .ok_or("no cpu line in /proc/stat")?
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is
+        // counted in user already).
+        let machine_cpu = ticks
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum::<f64>()
+            / tick;
         Ok(Counters {
             own_cpu: field(14)? + field(15)?,
             children_cpu: field(16)? + field(17)?,
+            tree_cpu: match account {
+                Some(account) => account.seconds()?,
+                None => f64::NAN,
+            },
             machine_cpu,
-            forks,
         })
     }
 
@@ -515,8 +646,8 @@ impl Counters {
         Counters {
             own_cpu: self.own_cpu - earlier.own_cpu,
             children_cpu: self.children_cpu - earlier.children_cpu,
+            tree_cpu: self.tree_cpu - earlier.tree_cpu,
             machine_cpu: self.machine_cpu - earlier.machine_cpu,
-            forks: self.forks.saturating_sub(earlier.forks),
         }
     }
 }
