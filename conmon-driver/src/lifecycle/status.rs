@@ -114,7 +114,7 @@ impl ConmonRuntime {
     /// Step 2 of the module's rule: the running state when the driver's
     /// records and the init process itself settle it, `None` when the
     /// runtime must be asked.
-    fn running_from_records(
+    pub(crate) fn running_from_records(
         &self,
         c: &ContainerDescription,
         files: &ContainerLayout,
