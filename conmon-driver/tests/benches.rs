@@ -117,10 +117,13 @@ fn bench_scale_runs_both_contenders_and_leaks_no_fd() {
     for contender in [
         "runc run, 5 at once",
         "driver create+start+wait+delete, 5 at once",
+        "by hand: runc create+start+delete, 5 at once",
         "driver create: median over the containers",
         "driver delete: slowest container",
-        "driver: runtime commands run by the driver",
-        "runc run: CPU ms of the machine",
+        "driver: runtime commands it ran",
+        "driver: CPU ms, engine side",
+        "runc run: CPU ms, engine side",
+        "by hand: CPU ms, engine side",
         "peak RSS during a round (max)",
     ] {
         row(&stdout, contender);
