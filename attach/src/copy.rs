@@ -13,8 +13,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::detach::{DetachKeys, DetachMatcher};
 use crate::AttachError;
 
-/// Read size of [`copy_detachable`].
-const COPY_BUFFER_LEN: usize = 8192;
+/// Read size of [`copy_detachable`]: several messages' worth
+/// ([`MAX_INPUT_CHUNK`](crate::MAX_INPUT_CHUNK) each) when input comes fast.
+const COPY_BUFFER_LEN: usize = 64 * 1024;
 
 /// Why [`copy_detachable`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,7 @@ where
 {
     let mut matcher = DetachMatcher::new(keys);
     let mut buf = vec![0u8; COPY_BUFFER_LEN];
+    let mut bytes = Vec::with_capacity(COPY_BUFFER_LEN);
     loop {
         let n = match input.read(&mut buf).await {
             Ok(n) => n,
@@ -61,7 +63,8 @@ where
             forward(&mut output, &matcher.finish()).await?;
             return Ok(CopyOutcome::InputClosed);
         }
-        let (bytes, detached) = matcher.feed(&buf[..n]);
+        bytes.clear();
+        let detached = matcher.feed_into(&buf[..n], &mut bytes);
         forward(&mut output, &bytes).await?;
         if detached {
             return Ok(CopyOutcome::Detached);

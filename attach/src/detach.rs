@@ -146,16 +146,44 @@ impl DetachMatcher {
     /// Scans `bytes`; returns the bytes to forward now and whether the
     /// detach sequence completed.
     pub fn feed(&mut self, bytes: &[u8]) -> (Vec<u8>, bool) {
-        if self.keys.is_empty() {
-            return (bytes.to_vec(), false);
-        }
         let mut forward = Vec::with_capacity(bytes.len());
-        for &byte in bytes {
+        let detached = self.feed_into(bytes, &mut forward);
+        (forward, detached)
+    }
+
+    /// [`feed`](DetachMatcher::feed) into a caller's buffer: appends the
+    /// bytes to forward now to `forward` and returns whether the detach
+    /// sequence completed. Lets a copy loop reuse one buffer.
+    pub fn feed_into(&mut self, bytes: &[u8], forward: &mut Vec<u8>) -> bool {
+        let Some(&first_key) = self.keys.first() else {
+            forward.extend_from_slice(bytes);
+            return false;
+        };
+        let mut rest = bytes;
+        loop {
+            if self.matched == 0 {
+                // Nothing held back: every byte up to the next possible
+                // start of the sequence goes through as it is.
+                match rest.iter().position(|&b| b == first_key) {
+                    Some(i) => {
+                        forward.extend_from_slice(&rest[..i]);
+                        rest = &rest[i..];
+                    }
+                    None => {
+                        forward.extend_from_slice(rest);
+                        return false;
+                    }
+                }
+            }
+            let Some((&byte, tail)) = rest.split_first() else {
+                return false;
+            };
+            rest = tail;
             if self.keys.get(self.matched) == Some(&byte) {
                 self.matched += 1;
                 if self.matched == self.keys.len() {
                     self.matched = 0;
-                    return (forward, true);
+                    return true;
                 }
                 continue;
             }
@@ -170,7 +198,6 @@ impl DetachMatcher {
             forward.extend_from_slice(&candidate[..keep_from]);
             self.matched = candidate.len() - keep_from;
         }
-        (forward, false)
     }
 
     /// The bytes currently held back (a proper prefix of the sequence).

@@ -66,6 +66,18 @@ pub enum AttachError {
         source: io::Error,
     },
 
+    /// conmon sent a record longer than a batch receive window
+    /// ([`MAX_BATCH_RECORD`](crate::MAX_BATCH_RECORD)); the record was
+    /// consumed but its tail is lost. Records that come before it are
+    /// delivered first, and reading can go on after it.
+    #[error("attach record of {len} bytes exceeds the {limit}-byte batch receive window")]
+    RecordTooLong {
+        /// The full length of the record as reported by the kernel.
+        len: usize,
+        /// The receive window's length.
+        limit: usize,
+    },
+
     /// An item of a detach key specification is not one ASCII character nor
     /// one of the `ctrl-` names.
     #[error(

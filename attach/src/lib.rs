@@ -8,12 +8,16 @@
 //! - [`AttachSocket`] connects to `<bundle>/attach` (`SOCK_SEQPACKET`, long
 //!   paths through `/proc/self/fd`), yields [`AttachRecord`]s of stdout and
 //!   stderr, and sends raw input; [`AttachSocket::split`] gives a reader and
-//!   a writer for separate tasks.
+//!   a writer for separate tasks. [`AttachReader::read_batch`] takes every
+//!   ready record at once into a reusable [`RecordBatch`], for sessions that
+//!   move a lot of output.
 //! - [`MuxFrame`], [`encode_header`] and [`MuxDecoder`] speak the 8-byte
 //!   header framing of Docker's HTTP attach without a terminal.
 //! - [`DetachKeys`] parses `ctrl-p,ctrl-q`-style specifications;
 //!   [`copy_detachable`] copies input until end of file or detach, using
 //!   the pure [`DetachMatcher`].
+//! - [`WriterThread`] writes a session's output to the local stdout or
+//!   stderr from a thread of its own, in large blocking writes.
 //! - [`resize`] writes `"1 rows cols\n"` to the ctl FIFO for a
 //!   [`TerminalSize`] (any `u16` dimensions, as podman forwards them).
 //!
@@ -59,6 +63,7 @@
 //! }
 //! ```
 
+mod batch;
 mod copy;
 mod detach;
 mod error;
@@ -66,7 +71,9 @@ mod mux;
 mod record;
 mod resize;
 mod socket;
+mod writer;
 
+pub use batch::{RecordBatch, Runs, BATCH_BUFFER_LEN, MAX_BATCH_RECORD};
 pub use copy::{copy_detachable, CopyOutcome};
 pub use detach::{DetachKeys, DetachMatcher, DEFAULT_DETACH_KEYS};
 pub use error::AttachError;
@@ -80,3 +87,4 @@ pub use record::{
 };
 pub use resize::{reopen_log, reopen_log_line, resize, TerminalSize, REOPEN_LOG_LINE};
 pub use socket::{AttachReader, AttachSocket, AttachWriter, MAX_INPUT_CHUNK, SUN_PATH_LEN};
+pub use writer::{WriterThread, WRITER_THREAD_BUFFER};

@@ -27,6 +27,7 @@ use nix::sys::time::TimeVal;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWrite, Interest};
 
+use crate::batch::RecordBatch;
 use crate::record::{AttachRecord, DecodedRecord, RECORD_BUFFER_LEN};
 use crate::AttachError;
 
@@ -45,8 +46,9 @@ pub const MAX_INPUT_CHUNK: usize = 8192;
 /// Shared, reactor-registered socket.
 type SharedFd = Arc<AsyncFd<OwnedFd>>;
 
-/// Outcome of one `recv`: a message, or end of stream (`None`).
-type Received = Result<Option<Vec<u8>>, AttachError>;
+/// Outcome of one `recv`: a decoded message, end of stream (`None`), or a
+/// record too long for the buffer.
+type Received = Result<Option<DecodedRecord>, AttachError>;
 
 /// A connected attach socket.
 ///
@@ -158,6 +160,16 @@ impl AttachSocket {
         self.reader.read_record().await
     }
 
+    /// Receives every record that is ready, at least one. See
+    /// [`AttachReader::read_batch`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AttachReader::read_batch`].
+    pub async fn read_batch(&self, batch: &mut RecordBatch) -> Result<usize, AttachError> {
+        self.reader.read_batch(batch).await
+    }
+
     /// Sends `data` to the container's stdin. See
     /// [`AttachWriter::write_all`].
     ///
@@ -207,11 +219,11 @@ impl AttachReader {
     /// - [`AttachError::Io`]: `recv` failed.
     pub async fn read_record(&self) -> Result<Option<AttachRecord>, AttachError> {
         loop {
-            let raw = self.recv_message().await?;
-            let Some(raw) = raw else {
+            let decoded = self.recv_message().await?;
+            let Some(decoded) = decoded else {
                 return Ok(None);
             };
-            match AttachRecord::decode(&raw) {
+            match decoded {
                 DecodedRecord::Output(record) => return Ok(Some(record)),
                 DecodedRecord::UnknownPrefix { prefix, len } => {
                     tracing::warn!(
@@ -226,8 +238,55 @@ impl AttachReader {
         }
     }
 
+    /// Receives the records that are ready, waiting for the first one, into
+    /// `batch` (replacing what it held); returns how many there are, 0 at
+    /// end of stream.
+    ///
+    /// The records' payloads lie back to back in the batch's buffer, so a
+    /// sink can take a whole run of one stream in one write
+    /// ([`RecordBatch::runs`]); nothing is allocated. The batch stops when
+    /// the socket has nothing more ready ([`RecordBatch::is_drained`]),
+    /// at the end of the stream, or when its buffer is full. Records with
+    /// a prefix other than 2 or 3 are dropped with a `tracing` warning.
+    ///
+    /// Waits as long as the container is silent. Cancel-safe: records are
+    /// only taken from the socket when they are returned.
+    ///
+    /// # Errors
+    ///
+    /// - [`AttachError::Io`]: `recv` failed.
+    /// - [`AttachError::RecordTooLong`]: a message was longer than
+    ///   [`MAX_BATCH_RECORD`](crate::MAX_BATCH_RECORD) (conmon's records
+    ///   are at most 8193 bytes); its tail is lost, and the next call
+    ///   reads on.
+    ///
+    /// An error met after some records were received is returned by the
+    /// next call, so those records are not lost.
+    pub async fn read_batch(&self, batch: &mut RecordBatch) -> Result<usize, AttachError> {
+        batch.clear();
+        if let Some(e) = batch.take_deferred() {
+            return Err(e);
+        }
+        loop {
+            if batch.is_ended() {
+                return Ok(0);
+            }
+            let mut guard = self.fd.readable().await.map_err(|e| {
+                AttachError::io("waiting for the attach socket to become readable", e)
+            })?;
+            // `Err` means the last `recv` would block: readiness is cleared.
+            let _ = guard.try_io(|fd| batch.fill(|window| recv_record(fd.get_ref(), window)));
+            if !batch.is_empty() {
+                return Ok(batch.len());
+            }
+            if let Some(e) = batch.take_deferred() {
+                return Err(e);
+            }
+        }
+    }
+
     /// Receives one message; `None` at end of stream.
-    async fn recv_message(&self) -> Result<Option<Vec<u8>>, AttachError> {
+    async fn recv_message(&self) -> Result<Option<DecodedRecord>, AttachError> {
         loop {
             let mut guard = self.fd.readable().await.map_err(|e| {
                 AttachError::io("waiting for the attach socket to become readable", e)
@@ -263,7 +322,7 @@ impl AttachReader {
         // The peeked message is the one received: this reader is the only
         // one of the socket, and it holds the buffer's lock.
         let len = len.min(buf.len());
-        Ok(Ok(Some(buf[..len].to_vec())))
+        Ok(Ok(Some(AttachRecord::decode(&buf[..len]))))
     }
 }
 
@@ -276,6 +335,12 @@ fn recv_retrying(fd: BorrowedFd<'_>, buf: &mut [u8], flags: MsgFlags) -> io::Res
             Err(errno) => return Err(io::Error::from(errno)),
         }
     }
+}
+
+/// One non-blocking `recv` of a whole message into `buf`; returns its full
+/// length (`MSG_TRUNC`), which exceeds `buf.len()` when its tail was lost.
+fn recv_record(fd: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv(fd.as_fd().as_raw_fd(), buf, MsgFlags::MSG_TRUNC).map_err(io::Error::from)
 }
 
 impl AsFd for AttachReader {

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use attach::{
     copy_detachable, AttachError, AttachRecord, AttachSocket, AttachStream, CopyOutcome,
-    DetachKeys, MAX_INPUT_CHUNK, MAX_RECORD_PAYLOAD, RECORD_BUFFER_LEN, SUN_PATH_LEN,
+    DetachKeys, RecordBatch, MAX_BATCH_RECORD, MAX_INPUT_CHUNK, MAX_RECORD_PAYLOAD,
+    RECORD_BUFFER_LEN, SUN_PATH_LEN,
 };
 use nix::sys::socket::{
     accept, bind, listen, recv, send, socket, socketpair, AddressFamily, Backlog, MsgFlags,
@@ -130,6 +131,131 @@ async fn a_record_longer_than_the_buffer_is_read_whole_and_reading_continues() {
         socket.read_record().await.expect("read"),
         Some(record(AttachStream::Stdout, b"after"))
     );
+}
+
+/// What a sender thread sent: `count` records of varying length, stream
+/// and content, as (stream, payload) pairs.
+fn varied_records(count: usize) -> Vec<(AttachStream, Vec<u8>)> {
+    (0..count)
+        .map(|i| {
+            let stream = if i % 7 == 3 {
+                AttachStream::Stderr
+            } else {
+                AttachStream::Stdout
+            };
+            // Full records, small ones and empty ones.
+            let len = match i % 5 {
+                0 | 1 => MAX_RECORD_PAYLOAD,
+                2 => i % 300,
+                3 => 0,
+                _ => 4096 + i % 97,
+            };
+            let payload = (0..len).map(|j| ((i * 31 + j) % 251) as u8).collect();
+            (stream, payload)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_carry_every_record_in_order_while_a_sender_races() {
+    let (client, server) = seqpacket_pair();
+    let socket = AttachSocket::from_fd(client).expect("wrap");
+    let sent = varied_records(3000);
+    let sender = std::thread::spawn({
+        let sent = sent.clone();
+        move || {
+            for (i, (stream, payload)) in sent.iter().enumerate() {
+                let mut msg = vec![stream.prefix()];
+                msg.extend_from_slice(payload);
+                send_msg(&server, &msg);
+                if i % 500 == 0 {
+                    // An unknown prefix now and then: dropped.
+                    send_msg(&server, b"\x09junk");
+                }
+            }
+        }
+    });
+    let (reader, _writer) = socket.split();
+    let mut batch = RecordBatch::new();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut records = 0;
+    let mut batches = 0;
+    loop {
+        let n = tokio::time::timeout(LIMIT, reader.read_batch(&mut batch))
+            .await
+            .expect("a batch in time")
+            .expect("read_batch");
+        if n == 0 {
+            break;
+        }
+        batches += 1;
+        assert_eq!(n, batch.len());
+        records += n;
+        let joined: usize = batch.runs().map(|(_, data)| data.len()).sum();
+        assert_eq!(joined, batch.payload_len());
+        for (stream, data) in batch.runs() {
+            match stream {
+                AttachStream::Stdout => out.extend_from_slice(data),
+                AttachStream::Stderr => err.extend_from_slice(data),
+            }
+        }
+    }
+    sender.join().expect("sender");
+    assert_eq!(records, sent.len());
+    assert!(batches <= records);
+    let expected = |which: AttachStream| -> Vec<u8> {
+        sent.iter()
+            .filter(|(s, _)| *s == which)
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect()
+    };
+    assert!(out == expected(AttachStream::Stdout), "stdout differs");
+    assert!(err == expected(AttachStream::Stderr), "stderr differs");
+    // The end is sticky.
+    assert_eq!(reader.read_batch(&mut batch).await.expect("read"), 0);
+}
+
+#[tokio::test]
+async fn batch_records_keep_their_boundaries_a_long_one_is_whole_and_an_oversized_one_comes_after_them(
+) {
+    let (client, server) = seqpacket_pair();
+    let socket = AttachSocket::from_fd(client).expect("wrap");
+    send_msg(&server, b"\x02ab");
+    send_msg(&server, b"\x03c");
+    let mut long = vec![3u8];
+    long.resize(RECORD_BUFFER_LEN + 100, b'l');
+    send_msg(&server, &long);
+    send_msg(&server, b"\x02d");
+    let mut big = vec![2u8];
+    big.resize(MAX_BATCH_RECORD + 1, b'x');
+    send_msg(&server, &big);
+    send_msg(&server, b"\x02after");
+    drop(server);
+    let mut batch = RecordBatch::new();
+    assert_eq!(socket.read_batch(&mut batch).await.expect("first batch"), 4);
+    let records: Vec<(AttachStream, Vec<u8>)> =
+        batch.records().map(|(s, d)| (s, d.to_vec())).collect();
+    assert_eq!(
+        records,
+        [
+            (AttachStream::Stdout, b"ab".to_vec()),
+            (AttachStream::Stderr, b"c".to_vec()),
+            (AttachStream::Stderr, long[1..].to_vec()),
+            (AttachStream::Stdout, b"d".to_vec()),
+        ]
+    );
+    match socket.read_batch(&mut batch).await {
+        Err(AttachError::RecordTooLong { len, limit }) => {
+            assert_eq!((len, limit), (MAX_BATCH_RECORD + 1, MAX_BATCH_RECORD));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(socket.read_batch(&mut batch).await.expect("after"), 1);
+    assert_eq!(
+        batch.runs().next().map(|(_, d)| d.to_vec()),
+        Some(b"after".to_vec())
+    );
+    assert_eq!(socket.read_batch(&mut batch).await.expect("end"), 0);
 }
 
 #[tokio::test]

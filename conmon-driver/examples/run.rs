@@ -77,17 +77,19 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{IsTerminal, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use attach::WriterThread;
 use conmon_driver::{ConmonConfig, ConmonRuntime, LogLevel};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachReady, AttachStreams, ContainerDescription, ContainerId,
-    CreateOptions, Framing, InputStream, LogDriver, OciRuntime, RuntimeError, TerminalSize,
+    CreateOptions, Framing, InputStream, LogDriver, OciRuntime, OutputStream, RuntimeError,
+    TerminalSize,
 };
 use testkit::{BundleBuilder, RootlessMapping, TestkitError};
 use tokio::signal::unix::{signal, SignalKind};
@@ -331,8 +333,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let tokio = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -609,6 +610,17 @@ fn local_terminal_size() -> Option<TerminalSize> {
     TerminalSize::new(size.ws_row, size.ws_col).ok()
 }
 
+/// A sink writing to the local stdout or stderr (`fd`) from a thread of its
+/// own, in large blocking writes: tokio's `Stdout` would hand every write
+/// to the blocking pool and wait for it, a round trip between threads per
+/// chunk of output, and a non-blocking descriptor would change the flags
+/// of a file description the shell shares.
+fn local_output(name: &str, fd: BorrowedFd<'_>) -> Result<OutputStream, RuntimeError> {
+    let io = |e| RuntimeError::io(format!("setting up the {name}"), e);
+    let file = std::fs::File::from(fd.try_clone_to_owned().map_err(io)?);
+    Ok(Box::pin(WriterThread::spawn(name, file).map_err(io)?))
+}
+
 /// Resizes the container's terminal to the local one's at each SIGWINCH.
 async fn forward_resizes(
     runtime: Arc<ConmonRuntime>,
@@ -658,8 +670,8 @@ async fn run_created(
     };
     let streams = AttachStreams {
         stdin,
-        stdout: Some(Box::pin(tokio::io::stdout())),
-        stderr: Some(Box::pin(tokio::io::stderr())),
+        stdout: Some(local_output("stdout-writer", std::io::stdout().as_fd())?),
+        stderr: Some(local_output("stderr-writer", std::io::stderr().as_fd())?),
     };
     let ready = AttachReady::new();
     let mut attach_options = AttachOptions::default()

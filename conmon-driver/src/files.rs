@@ -95,6 +95,13 @@ pub(crate) fn read_pidfile(path: &Path) -> Result<Option<i32>, RuntimeError> {
     }
 }
 
+/// The init process recorded once the container's start succeeded
+/// ([`ContainerLayout::running_record`]); `None` when there is no record,
+/// or one that cannot be read or parsed (status then asks the runtime).
+pub(crate) fn read_running_record(path: &Path) -> Option<state_probe::ProcessIdentity> {
+    read_small_untrusted(path).ok()??.parse().ok()
+}
+
 /// A positive decimal pid: 0 and negative values name no single process
 /// (`kill` would signal a process group or every process).
 fn parse_pid(text: &str) -> Option<i32> {

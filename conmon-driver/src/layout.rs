@@ -8,6 +8,9 @@
 //! <tmp>/exits/<id>                 exit file (conmon --exit-dir)
 //! <tmp>/persist/<id>/              conmon --persist-dir: exit, oom
 //! <tmp>/persist/<id>/started       start time marker (mtime)
+//! <tmp>/persist/<id>/running       the init process started (pid and
+//!                                  start time), written once start succeeded
+//! <tmp>/persist/<id>/paused        present from a pause until its resume
 //! <tmp>/socket/                    conmon --socket-dir-path
 //! <run dir>/pidfile                the runtime's pid file (-p)
 //! <run dir>/oci-log                the runtime's JSON error log
@@ -117,6 +120,20 @@ impl ContainerLayout {
         }
     }
 
+    /// Written once `RUNTIME start` succeeded: the container's init process
+    /// as `PID START_TIME` (a [`state_probe::ProcessIdentity`]), which lets
+    /// status tell "still running" without the runtime.
+    pub fn running_record(&self) -> PathBuf {
+        self.persist_dir.join("running")
+    }
+
+    /// Present from the moment the driver asks the runtime to pause the
+    /// container until a resume succeeded: while it exists, status asks the
+    /// runtime.
+    pub fn paused_marker(&self) -> PathBuf {
+        self.persist_dir.join("paused")
+    }
+
     /// The layout of exec session `session` of this container.
     pub fn session(&self, session: &ExecSessionId) -> SessionLayout {
         let dir = self.bundle.join(format!("exec-{session}"));
@@ -192,6 +209,8 @@ mod tests {
             (&layout.exit_file, p("/t/exits/c1")),
             (&layout.persist_dir, p("/t/persist/c1")),
             (&layout.started_marker, p("/t/persist/c1/started")),
+            (&layout.running_record(), p("/t/persist/c1/running")),
+            (&layout.paused_marker(), p("/t/persist/c1/paused")),
             (&layout.oci_log, p("/r/oci-log")),
             (&layout.container_pidfile, p("/r/pidfile")),
             (&layout.conmon_pidfile, p("/r/conmon.pid")),

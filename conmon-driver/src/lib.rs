@@ -77,4 +77,4 @@ pub use logs::tag::{render_log_tag, LogTagData, LogTagError};
 pub use reaper::{become_subreaper, reaps_orphans};
 pub use resolve::CONMON_CANDIDATES;
 pub use runtime::{ConmonRuntime, RuntimeTraits};
-pub use runtime_cli::Subcommand;
+pub use runtime_cli::{Subcommand, RUNNING_THE_RUNTIME};

@@ -55,6 +55,9 @@ pub struct ConmonRuntime {
     /// Whether this process inherits orphans (PID 1 or a subreaper): the
     /// monitors it launches are then reaped by it.
     pub(crate) reaps_orphans: bool,
+    /// The host's cgroup freezer hierarchies, found on the first status
+    /// that needs them.
+    pub(crate) freezers: std::sync::OnceLock<state_probe::CgroupFreezers>,
     pub(crate) create_reservations:
         std::sync::Arc<crate::lifecycle::reservation::CreateReservations>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
@@ -108,6 +111,7 @@ impl ConmonRuntime {
             create_reservations: Default::default(),
             exit_watcher: Default::default(),
             reaps_orphans: crate::reaper::reaps_orphans(),
+            freezers: Default::default(),
             exec_sessions: Default::default(),
         })
     }

@@ -9,8 +9,14 @@ use std::time::Duration;
 
 use runtime_api::{CheckpointOptions, ContainerId, RuntimeError, Signal};
 use state_probe::{run_bounded, CapturedOutput, StateProbe};
+use tracing::debug;
 
 use crate::errors::from_probe;
+
+/// The message of the debug event logged, with the command line as the
+/// field `command`, each time the driver runs the runtime's CLI: a
+/// subscriber counts the runtime processes the driver spawned with it.
+pub const RUNNING_THE_RUNTIME: &str = "running the runtime";
 
 /// A runtime subcommand and its arguments (global flags excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +171,7 @@ impl RuntimeCli {
     ) -> Result<CapturedOutput, RuntimeError> {
         let cmd = self.command(sub);
         let rendered = state_probe::render_command(&cmd);
+        debug!(command = %rendered, "{RUNNING_THE_RUNTIME}");
         // The command runs in a task of its own, so that a caller giving
         // up does not kill it half-way: a `runc start` killed after it
         // opened the exec FIFO starts the container yet leaves the FIFO,
@@ -195,6 +202,7 @@ impl RuntimeCli {
     ) -> Result<StateProbe, RuntimeError> {
         let cmd = self.command(Subcommand::State(id));
         let rendered = state_probe::render_command(&cmd);
+        debug!(command = %rendered, "{RUNNING_THE_RUNTIME}");
         state_probe::probe_state(cmd, id.as_str(), limit)
             .await
             .map_err(|e| from_probe(&rendered, e))

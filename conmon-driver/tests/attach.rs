@@ -512,3 +512,312 @@ async fn terminal_sessions_detach_and_reattach_like_podman_run_it() {
     assert!(String::from_utf8_lossy(&logged).contains("first-42"));
     runtime.delete(&c).await.unwrap();
 }
+
+/// 256 MiB per stream: a lost or duplicated record anywhere is lost data.
+const BIG: u64 = 256 * 1024 * 1024;
+
+/// Length of one line of [`fill_pattern`].
+const LINE: u64 = 16;
+
+/// Fills `buf` with the bytes at `offset..` of a stream of 16-byte lines:
+/// `tag`, the line's number as 14 hex digits, `\n`. Every line is unique,
+/// so a lost, duplicated or reordered piece shows at once.
+fn fill_pattern(tag: u8, offset: u64, buf: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut line = [0u8; LINE as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        let position = offset + at as u64;
+        let number = position / LINE;
+        line[0] = tag;
+        for (i, digit) in line[1..15].iter_mut().enumerate() {
+            *digit = HEX[((number >> (4 * (13 - i))) & 0xf) as usize];
+        }
+        line[15] = b'\n';
+        let from = (position % LINE) as usize;
+        let n = (line.len() - from).min(buf.len() - at);
+        buf[at..at + n].copy_from_slice(&line[from..from + n]);
+        at += n;
+    }
+}
+
+/// Writes `len` bytes of the pattern of `tag` to `path`.
+fn write_pattern(path: &std::path::Path, tag: u8, len: u64) {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    while offset < len {
+        let n = chunk.len().min((len - offset) as usize);
+        fill_pattern(tag, offset, &mut chunk[..n]);
+        file.write_all(&chunk[..n]).unwrap();
+        offset += n as u64;
+    }
+    file.flush().unwrap();
+}
+
+/// Compares what a sink receives with the pattern of `tag` as it arrives,
+/// so that hundreds of MiB are checked without keeping them.
+#[derive(Debug)]
+struct PatternCheck {
+    tag: u8,
+    expected: Vec<u8>,
+    /// Bytes compared so far.
+    seen: u64,
+    /// Offset of the first difference.
+    first_difference: Option<u64>,
+}
+
+impl PatternCheck {
+    fn new(tag: u8) -> PatternCheck {
+        PatternCheck {
+            tag,
+            expected: Vec::new(),
+            seen: 0,
+            first_difference: None,
+        }
+    }
+
+    fn check(&mut self, got: &[u8]) {
+        self.expected.resize(got.len(), 0);
+        fill_pattern(self.tag, self.seen, &mut self.expected);
+        if self.first_difference.is_none() && self.expected[..] != *got {
+            let at = self.expected.iter().zip(got).position(|(a, b)| a != b);
+            self.first_difference = Some(self.seen + at.unwrap_or(0) as u64);
+        }
+        self.seen += got.len() as u64;
+    }
+
+    /// Panics unless exactly `len` bytes arrived, all as expected.
+    fn assert_exact(&self, what: &str, len: u64) {
+        assert!(
+            self.seen == len && self.first_difference.is_none(),
+            "{what}: got {} bytes of {len}; first difference at {:?}",
+            self.seen,
+            self.first_difference
+        );
+    }
+}
+
+/// Where a sink's bytes go: straight to a checker, or through a decoder of
+/// multiplexed frames to one checker per stream.
+enum Check {
+    Plain(PatternCheck),
+    Frames {
+        decoder: MuxDecoder,
+        stdout: PatternCheck,
+        stderr: PatternCheck,
+    },
+}
+
+/// A sink checking what it receives as it arrives.
+#[derive(Clone)]
+struct Checker(Arc<std::sync::Mutex<Check>>);
+
+impl Checker {
+    fn plain(tag: u8) -> Checker {
+        Checker(Arc::new(std::sync::Mutex::new(Check::Plain(
+            PatternCheck::new(tag),
+        ))))
+    }
+
+    fn frames() -> Checker {
+        Checker(Arc::new(std::sync::Mutex::new(Check::Frames {
+            decoder: MuxDecoder::new(),
+            stdout: PatternCheck::new(OUT),
+            stderr: PatternCheck::new(ERR),
+        })))
+    }
+
+    fn sink(&self) -> runtime_api::OutputStream {
+        Box::pin(self.clone())
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Check) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+impl tokio::io::AsyncWrite for Checker {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.with(|check| match check {
+            Check::Plain(text) => text.check(buf),
+            Check::Frames {
+                decoder,
+                stdout,
+                stderr,
+            } => {
+                decoder.push(buf);
+                while let Some(frame) = decoder.next_frame().expect("valid frames") {
+                    match frame.stream {
+                        MuxStream::Stdout => stdout.check(&frame.payload),
+                        MuxStream::Stderr => stderr.check(&frame.payload),
+                        MuxStream::Stdin => panic!("stdin frame from the container"),
+                    }
+                }
+            }
+        });
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn the_pattern_is_the_same_whatever_the_cut() {
+    let mut whole = vec![0u8; 100];
+    fill_pattern(OUT, 0, &mut whole);
+    assert_eq!(&whole[..32], b"o00000000000000\no00000000000001\n");
+    let mut text = PatternCheck::new(OUT);
+    for piece in [&whole[..5], &whole[5..40], &whole[40..]] {
+        text.check(piece);
+    }
+    text.assert_exact("pieces", 100);
+    let mut text = PatternCheck::new(OUT);
+    text.check(&whole[..16]);
+    text.check(&whole[32..48]);
+    assert_eq!(text.first_difference, Some(30));
+}
+
+/// Tags of the stdout and stderr patterns.
+const OUT: u8 = b'o';
+const ERR: u8 = b'e';
+
+/// Runs `script` in a container whose root holds `/out` (the pattern of
+/// [`OUT`]) and `/err` (of [`ERR`]), [`BIG`] bytes each, attached with
+/// `streams` and `options`; returns once the session and the container
+/// ended.
+async fn run_big(
+    name: &str,
+    script: &str,
+    terminal: bool,
+    streams: AttachStreams,
+    options: AttachOptions,
+) {
+    let s = setup("runc", &[]);
+    let id = unique_id(name);
+    let b = BundleBuilder::new()
+        .args(["sh", "-c", script])
+        .terminal(terminal)
+        .build()
+        .unwrap();
+    write_pattern(&b.rootfs().join("out"), OUT, BIG);
+    write_pattern(&b.rootfs().join("err"), ERR, BIG);
+    let c = s.describe(&id, &b).terminal(terminal).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let (runtime, _dir) = runtime_of(s);
+    runtime.create(&c, CreateOptions::default()).await.unwrap();
+    let session = attach_in_background(&runtime, &c, streams, options).await;
+    runtime.start(&c).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(600), session)
+        .await
+        .expect("the session ended in time");
+    assert_eq!(outcome.unwrap().unwrap(), AttachOutcome::StreamsEnded);
+    assert_eq!(runtime.wait(&c, Duration::from_secs(60)).await.unwrap(), 0);
+    runtime.delete(&c).await.unwrap();
+}
+
+/// Both streams at once from two processes, so that their records
+/// interleave on the socket.
+const INTERLEAVED: &str = "cat /out & cat /err >&2; wait";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_fifty_six_mib_per_stream_interleaved_arrive_byte_exact_raw() {
+    if !need_runc() {
+        return;
+    }
+    let out = Checker::plain(OUT);
+    let err = Checker::plain(ERR);
+    run_big(
+        "big-raw",
+        INTERLEAVED,
+        false,
+        AttachStreams {
+            stdin: None,
+            stdout: Some(out.sink()),
+            stderr: Some(err.sink()),
+        },
+        AttachOptions::default(),
+    )
+    .await;
+    for (what, checker) in [("stdout", &out), ("stderr", &err)] {
+        checker.with(|check| match check {
+            Check::Plain(text) => text.assert_exact(what, BIG),
+            Check::Frames { .. } => unreachable!(),
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_fifty_six_mib_per_stream_interleaved_arrive_byte_exact_multiplexed() {
+    if !need_runc() {
+        return;
+    }
+    let frames = Checker::frames();
+    let unused = Collector::default();
+    run_big(
+        "big-mux",
+        INTERLEAVED,
+        false,
+        AttachStreams {
+            stdin: None,
+            stdout: Some(frames.sink()),
+            stderr: Some(unused.sink()),
+        },
+        AttachOptions::default().with_framing(Framing::Multiplexed),
+    )
+    .await;
+    assert!(unused.bytes().is_empty(), "every frame goes to one sink");
+    frames.with(|check| match check {
+        Check::Frames {
+            decoder,
+            stdout,
+            stderr,
+        } => {
+            decoder.finish().expect("no partial frame");
+            stdout.assert_exact("stdout frames", BIG);
+            stderr.assert_exact("stderr frames", BIG);
+        }
+        Check::Plain(_) => unreachable!(),
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_fifty_six_mib_through_a_terminal_arrive_byte_exact() {
+    if !need_runc() {
+        return;
+    }
+    let out = Checker::plain(OUT);
+    run_big(
+        "big-tty",
+        // No output processing: the terminal would turn each "\n" into
+        // "\r\n".
+        "stty -opost; cat /out",
+        true,
+        AttachStreams {
+            stdin: None,
+            stdout: Some(out.sink()),
+            stderr: None,
+        },
+        AttachOptions::default(),
+    )
+    .await;
+    out.with(|check| match check {
+        Check::Plain(text) => text.assert_exact("terminal output", BIG),
+        Check::Frames { .. } => unreachable!(),
+    });
+}

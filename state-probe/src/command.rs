@@ -154,6 +154,11 @@ async fn wait_and_drain(
 
 /// Reads `reader` to its end into `kept`, keeping at most `cap` bytes and
 /// discarding the rest. A missing reader reads nothing.
+///
+/// The kept bytes go straight into `kept`, which grows with what arrives:
+/// runtime commands print a few hundred bytes, and many of them run at
+/// once, so no fixed read buffer is allocated per stream. Only output past
+/// the cap goes through a scratch buffer, to be dropped.
 async fn read_capped<R: AsyncRead + Unpin>(
     reader: Option<R>,
     kept: &mut Vec<u8>,
@@ -162,15 +167,10 @@ async fn read_capped<R: AsyncRead + Unpin>(
     let Some(mut reader) = reader else {
         return Ok(());
     };
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..n.min(room)]);
-    }
+    let cap = u64::try_from(cap).unwrap_or(u64::MAX);
+    (&mut reader).take(cap).read_to_end(kept).await?;
+    tokio::io::copy(&mut reader, &mut tokio::io::sink()).await?;
+    Ok(())
 }
 
 /// Renders a command line for messages: the program, then each argument,

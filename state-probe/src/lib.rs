@@ -12,7 +12,10 @@
 //!   writes into its exit directory, awaited on inotify;
 //! - [`oom_killed`] and [`read_persisted_exit`]: conmon's persist directory;
 //! - [`alive`], [`wait_for_exit`] and [`PidFd`]: processes that are not
-//!   our children (conmon, the container's init), awaited on a pidfd.
+//!   our children (conmon, the container's init), awaited on a pidfd;
+//! - [`ProcessIdentity`] and [`CgroupFreezers`]: whether a process is still
+//!   the one seen earlier (pid and start time), and whether its cgroup is
+//!   frozen (paused).
 //!
 //! It depends on no other crate of its workspace; every failure is a
 //! [`ProbeError`].
@@ -47,6 +50,7 @@ pub mod exit_file;
 pub mod exit_watch;
 pub mod oom;
 pub mod pid;
+pub mod process;
 pub mod state;
 pub mod untrusted;
 pub mod watch;
@@ -57,6 +61,7 @@ pub use exit_file::{read_exit_file, ExitRecord};
 pub use exit_watch::{wait_for_exit_file, ExitWatcher};
 pub use oom::{oom_killed, read_persisted_exit};
 pub use pid::{alive, deadline_after, signal_zero, wait_for_exit, PidFd};
+pub use process::{CgroupFreezers, FreezerState, ProcessIdentity};
 pub use state::{
     interpret_state_output, parse_state, probe_state, RuntimeState, RuntimeStatus, StateProbe,
 };

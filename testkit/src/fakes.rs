@@ -9,6 +9,9 @@
 //!   records every invocation's argv in `<dir>/calls.log`, one JSON array per
 //!   line, then acts as its [`FakeRuntimeBehaviour`] says. Read the calls back
 //!   with [`recorded_calls`].
+//! - [`recording_runtime`] records every invocation the same way, then
+//!   runs a real runtime with the same arguments: it counts what a driver
+//!   asks of runc without changing the answers.
 //! - [`fake_conmon`] imitates conmon's launch protocol, or the lack of it, as
 //!   its [`FakeConmonBehaviour`] says.
 //!
@@ -174,6 +177,26 @@ fn write_fake_runtime(
             script.extend_from_slice(format!("exec sleep {SLEEP_SECONDS}\n").as_bytes());
         }
     }
+    write_script(&dir.join(name), &script)
+}
+
+/// Writes `<dir>/<name>`, a runtime that records every invocation's argv
+/// in `<dir>/calls.log` as [`fake_runtime`] does, then `exec`s `real` with
+/// the same arguments (so the caller sees the real runtime's output, exit
+/// status and pid). Read the calls back with [`recorded_calls`].
+///
+/// # Errors
+///
+/// [`TestkitError::Io`] when a path cannot be made absolute or the script
+/// cannot be written.
+pub fn recording_runtime(dir: &Path, name: &str, real: &Path) -> Result<PathBuf, TestkitError> {
+    let dir = absolute(dir)?;
+    let real = absolute(real)?;
+    let mut script = header("recording OCI runtime: records its argv, then runs the real one");
+    script.extend_from_slice(&recorder(&dir.join(CALLS_LOG)));
+    script.extend_from_slice(b"exec ");
+    script.extend_from_slice(&shell_quote(real.as_os_str().as_bytes()));
+    script.extend_from_slice(b" \"$@\"\n");
     write_script(&dir.join(name), &script)
 }
 

@@ -9,7 +9,8 @@
 //!   busybox ([`BundleBuilder`], [`Bundle`]);
 //! - [`fakes`]: small shell scripts that imitate an OCI runtime or conmon and
 //!   misbehave on purpose, for fault-injection tests ([`fake_runtime`],
-//!   [`fake_conmon`], [`recorded_calls`]);
+//!   [`fake_conmon`], [`recorded_calls`]), and a recording wrapper around a
+//!   real runtime ([`recording_runtime`]);
 //! - [`fake_systemd`]: a fake systemd manager on a private D-Bus bus
 //!   ([`FakeSystemd`]) recording `StartTransientUnit` calls;
 //! - [`error`]: the crate's error type, [`TestkitError`];
@@ -35,6 +36,6 @@ pub use error::TestkitError;
 pub use fake_systemd::{FakeSystemd, RecordedCall, RecordedProperty};
 pub use fakes::{
     fake_conmon, fake_runtime, fake_runtime_without_containers, fake_script, recorded_calls,
-    shell_quote, FakeConmonBehaviour, FakeRuntimeBehaviour,
+    recording_runtime, shell_quote, FakeConmonBehaviour, FakeRuntimeBehaviour,
 };
 pub use guard::{find_binary, is_root, require, Need};

@@ -60,6 +60,11 @@ async fn require_running(rt: &ConmonRuntime, c: &ContainerDescription) -> Result
     if rt.config.exits_dir().join(c.id().as_str()).exists() {
         return Err(not_running());
     }
+    // Started through the driver and still running (status.rs's rule): no
+    // need to ask the runtime.
+    if rt.running_from_records(c, &rt.layout(c)).is_some() {
+        return Ok(());
+    }
     match rt.cli.state(c.id(), rt.config.timeouts.state).await? {
         StateProbe::Gone => Err(RuntimeError::NoSuchContainer {
             id: c.id().to_string(),

@@ -1,7 +1,8 @@
 //! The [`OciRuntime`] implementation of [`ConmonRuntime`]: the lifecycle
-//! through the runtime's CLI, state from conmon's exit file first and the
-//! runtime's `state` second, and waits on pidfds and inotify rather than
-//! polling.
+//! through the runtime's CLI, state from conmon's exit file and the
+//! driver's record of the started init process first and the runtime's
+//! `state` second (`status.rs`), and waits on pidfds and inotify rather
+//! than polling.
 
 pub(crate) mod checkpoint;
 pub(crate) mod create;

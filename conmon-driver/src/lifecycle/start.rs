@@ -1,8 +1,10 @@
 //! Starting a created container: the start time is recorded first, then
-//! `RUNTIME start`; systemd is told once the container runs.
+//! `RUNTIME start`; once it succeeded, the container's init process (pid
+//! and start time) is recorded for status (`status.rs`), and systemd is
+//! told that the container runs.
 
 use runtime_api::{ContainerDescription, Result};
-use tracing::{info_span, warn, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::files::read_pidfile;
 use crate::runtime::ConmonRuntime;
@@ -32,8 +34,43 @@ impl ConmonRuntime {
             }
             return Err(self.classify_failure(c, e).await);
         }
+        self.record_running(c);
         self.notify_systemd(c).await;
         Ok(())
+    }
+
+    /// Records the init process of a container whose start succeeded, read
+    /// from the runtime's pidfile, into the persist directory (written to
+    /// a temporary name, then renamed over). Only a shortcut for status
+    /// depends on it, so a record that cannot be made is logged and
+    /// skipped: status then asks the runtime. A process already gone gets
+    /// no record.
+    fn record_running(&self, c: &ContainerDescription) {
+        let layout = self.layout(c);
+        let record = layout.running_record();
+        let written = (|| -> std::io::Result<bool> {
+            let pid = match read_pidfile(&layout.container_pidfile) {
+                Ok(Some(pid)) => pid,
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            };
+            let identity = match state_probe::ProcessIdentity::of(pid) {
+                Ok(Some(identity)) => identity,
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            };
+            let partial = layout.persist_dir.join(".running.tmp");
+            std::fs::write(&partial, identity.to_string())?;
+            std::fs::rename(&partial, &record)?;
+            Ok(true)
+        })();
+        match written {
+            Ok(true) => {}
+            Ok(false) => debug!(container = %c.id(), "no running init process to record"),
+            Err(e) => {
+                debug!(container = %c.id(), error = %e, "cannot record the init process")
+            }
+        }
     }
 
     /// Tells systemd, once the container runs (as podman does after

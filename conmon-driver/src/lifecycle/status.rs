@@ -1,6 +1,32 @@
-//! A container's state: conmon's exit file first (code, finish time, OOM),
-//! then `RUNTIME state`; a runtime that says "stopped" before the exit file
-//! exists gets a short event-driven wait for it.
+//! A container's state, from the driver's own records where they are exact
+//! and from `RUNTIME state` otherwise.
+//!
+//! The rule, in order:
+//!
+//! 1. conmon's exit file exists: the container exited, with the code it
+//!    holds, finished at the file's time, OOM-killed when conmon's persist
+//!    directory says so. No process is spawned.
+//! 2. The driver's start of the container succeeded (the persist
+//!    directory's `running` record names the init process by pid and start
+//!    time, [`state_probe::ProcessIdentity`]), no pause by the driver is in
+//!    effect (no `paused` marker), that very process still runs (same pid,
+//!    same start time, not a zombie: a reused pid is another process), and
+//!    its cgroup is thawed in every freezer hierarchy of the host
+//!    ([`state_probe::CgroupFreezers`]: a pause made with the runtime's
+//!    own CLI, behind the driver's back, freezes it): the container is
+//!    running, with that pid. No process is spawned. These are the facts
+//!    runc itself checks before it says "running"; runtimes that freeze
+//!    containers through the cgroup freezer (runc, crun) cannot answer
+//!    otherwise. A runtime that pauses inside its own sandbox (runsc) and
+//!    is paused with its own CLI, not through the driver, is the one case
+//!    this misses.
+//! 3. Otherwise `RUNTIME state` decides: a created container whose start
+//!    the driver has not seen succeed (its init process is alive too: only
+//!    the runtime can tell created from running), a paused one, a process
+//!    that is gone without an exit file yet, a record that cannot be read
+//!    or a freezer state that cannot be told. A runtime that says
+//!    "stopped" before the exit file exists gets a short event-driven wait
+//!    for it.
 //!
 //! A container this driver created (its persist directory exists) that the
 //! runtime says does not exist is exited, as podman records it: exit code
@@ -11,9 +37,11 @@
 use std::time::SystemTime;
 
 use runtime_api::{ContainerDescription, ContainerState, ContainerStatus, Result, RuntimeError};
-use state_probe::{read_exit_file, RuntimeStatus, StateProbe};
+use state_probe::{read_exit_file, CgroupFreezers, FreezerState, RuntimeStatus, StateProbe};
 
 use crate::errors::from_probe;
+use crate::files::read_running_record;
+use crate::layout::ContainerLayout;
 use crate::runtime::ConmonRuntime;
 
 impl ConmonRuntime {
@@ -35,6 +63,9 @@ impl ConmonRuntime {
             read_exit_file(&files.exit_file).map_err(|e| from_probe(&operation, e))?
         {
             return Ok(exited(record));
+        }
+        if let Some(running) = self.running_from_records(c, &files) {
+            return Ok(running);
         }
         let state = match self.cli.state(c.id(), self.config.timeouts.state).await? {
             StateProbe::Gone if files.persist_dir.is_dir() => {
@@ -78,6 +109,33 @@ impl ConmonRuntime {
         current.pid = (state.pid > 0).then_some(state.pid);
         current.started_at = self.started_at(c);
         Ok(current)
+    }
+
+    /// Step 2 of the module's rule: the running state when the driver's
+    /// records and the init process itself settle it, `None` when the
+    /// runtime must be asked.
+    pub(crate) fn running_from_records(
+        &self,
+        c: &ContainerDescription,
+        files: &ContainerLayout,
+    ) -> Option<ContainerState> {
+        match std::fs::symlink_metadata(files.paused_marker()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Paused by the driver, or cannot be told.
+            _ => return None,
+        }
+        let init = read_running_record(&files.running_record())?;
+        if !init.is_live().unwrap_or(false) {
+            return None;
+        }
+        let freezers = self.freezers.get_or_init(CgroupFreezers::discover);
+        if freezers.state_of(init.pid) != FreezerState::Thawed {
+            return None;
+        }
+        let mut state = ContainerState::new(ContainerStatus::Running);
+        state.pid = Some(init.pid);
+        state.started_at = self.started_at(c);
+        Some(state)
     }
 
     pub(crate) fn started_at(&self, c: &ContainerDescription) -> Option<SystemTime> {

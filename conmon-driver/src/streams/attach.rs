@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use attach::{
-    copy_detachable, encode_frames, AttachError, AttachSocket, AttachStream, CopyOutcome,
-    DetachKeys, MuxStream,
+    copy_detachable, encode_header, AttachError, AttachSocket, AttachStream, CopyOutcome,
+    DetachKeys, MuxStream, RecordBatch, MAX_FRAME_PAYLOAD,
 };
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachStreams, ContainerDescription, Framing, OutputStream,
@@ -43,27 +43,45 @@ struct Sinks {
     framing: Framing,
     stdout: Option<OutputStream>,
     stderr: Option<OutputStream>,
+    /// The multiplexed frames of one batch, reused from batch to batch.
+    frames: Vec<u8>,
 }
 
 impl Sinks {
-    async fn deliver(&mut self, stream: AttachStream, data: &[u8]) -> std::io::Result<()> {
+    /// Writes a batch of records: each run of one stream in one write (all
+    /// of a batch's frames in one write when multiplexed). Nothing is
+    /// flushed here; see [`Sinks::flush`].
+    async fn deliver(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
         if self.terminal {
             // With a terminal everything is stdout, and nothing is copied
             // when stdout was not asked for (as podman does).
-            return write_to(self.stdout.as_mut(), data).await;
+            for (_, data) in batch.runs() {
+                write_to(self.stdout.as_mut(), data).await?;
+            }
+            return Ok(());
         }
         match self.framing {
-            Framing::Raw => match stream {
-                AttachStream::Stdout => write_to(self.stdout.as_mut(), data).await,
-                AttachStream::Stderr => write_to(self.stderr.as_mut(), data).await,
-            },
+            Framing::Raw => {
+                for (stream, data) in batch.runs() {
+                    let sink = match stream {
+                        AttachStream::Stdout => self.stdout.as_mut(),
+                        AttachStream::Stderr => self.stderr.as_mut(),
+                    };
+                    write_to(sink, data).await?;
+                }
+                Ok(())
+            }
             Framing::Multiplexed => {
-                let (wanted, mux) = match stream {
-                    AttachStream::Stdout => (self.stdout.is_some(), MuxStream::Stdout),
-                    AttachStream::Stderr => (self.stderr.is_some(), MuxStream::Stderr),
-                };
-                if !wanted {
-                    return Ok(());
+                // One frame per record, as conmon cut the output.
+                self.frames.clear();
+                for (stream, data) in batch.records() {
+                    let (wanted, mux) = match stream {
+                        AttachStream::Stdout => (self.stdout.is_some(), MuxStream::Stdout),
+                        AttachStream::Stderr => (self.stderr.is_some(), MuxStream::Stderr),
+                    };
+                    if wanted {
+                        push_frames(&mut self.frames, mux, data);
+                    }
                 }
                 // One connection carries every frame: the stdout sink when
                 // there is one.
@@ -71,11 +89,7 @@ impl Sinks {
                     Some(sink) => Some(sink),
                     None => self.stderr.as_mut(),
                 };
-                let mut bytes = Vec::with_capacity(data.len() + 8);
-                for frame in encode_frames(mux, data) {
-                    bytes.extend_from_slice(&frame.encode());
-                }
-                write_to(sink, &bytes).await
+                write_to(sink, &self.frames).await
             }
             // A framing this driver does not know yet was refused when the
             // session was set up.
@@ -85,23 +99,36 @@ impl Sinks {
         }
     }
 
-    async fn flush(&mut self) {
+    /// Flushes every sink: once the socket has nothing more ready, so that
+    /// interactive output shows at once while a stream of output is not
+    /// flushed record by record.
+    async fn flush(&mut self) -> std::io::Result<()> {
         for sink in [self.stdout.as_mut(), self.stderr.as_mut()]
             .into_iter()
             .flatten()
         {
-            let _ = sink.flush().await;
+            sink.flush().await?;
         }
+        Ok(())
+    }
+}
+
+/// Appends `data` as multiplexed frames of `stream`: one frame, unless it
+/// is longer than a frame header can describe; none when it is empty (as
+/// [`attach::encode_frames`]).
+fn push_frames(out: &mut Vec<u8>, stream: MuxStream, data: &[u8]) {
+    for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
+        // `MAX_FRAME_PAYLOAD` is `u32::MAX`: every chunk length fits.
+        let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&encode_header(stream, len));
+        out.extend_from_slice(chunk);
     }
 }
 
 async fn write_to(sink: Option<&mut OutputStream>, data: &[u8]) -> std::io::Result<()> {
     match sink {
-        Some(sink) => {
-            sink.write_all(data).await?;
-            sink.flush().await
-        }
-        None => Ok(()),
+        Some(sink) if !data.is_empty() => sink.write_all(data).await,
+        _ => Ok(()),
     }
 }
 
@@ -177,20 +204,26 @@ pub(crate) async fn pump(
         framing: options.framing,
         stdout,
         stderr,
+        frames: Vec::new(),
     };
 
     let output = async {
+        let mut batch = RecordBatch::new();
         loop {
-            match reader.read_record().await {
-                Ok(Some(record)) => {
-                    if let Err(e) = sinks.deliver(record.stream, &record.data).await {
+            match reader.read_batch(&mut batch).await {
+                Ok(0) => return Ok(false),
+                Ok(_) => {
+                    let mut delivered = sinks.deliver(&batch).await;
+                    if delivered.is_ok() && batch.is_drained() {
+                        delivered = sinks.flush().await;
+                    }
+                    if let Err(e) = delivered {
                         // The caller's side is gone: for the container that
                         // is a detach, not the end of its output.
                         debug!(container = %c.id(), error = %e, "attach sink closed");
                         return Ok(true);
                     }
                 }
-                Ok(None) => return Ok(false),
                 Err(e) => return Err(from_attach(c, e)),
             }
         }
@@ -228,7 +261,37 @@ pub(crate) async fn pump(
         },
         () = cancelled => AttachOutcome::Cancelled,
     };
-    sinks.flush().await;
+    let _ = sinks.flush().await;
     debug!(container = %c.id(), ?outcome, "attach session ended");
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use attach::{encode_frames, MuxDecoder};
+
+    use super::*;
+
+    #[test]
+    fn batched_frames_match_the_frame_encoder() {
+        for data in [&b""[..], b"x", &[7u8; 8192]] {
+            for mux in [MuxStream::Stdout, MuxStream::Stderr] {
+                let mut pushed = Vec::new();
+                push_frames(&mut pushed, mux, data);
+                let encoded: Vec<u8> = encode_frames(mux, data)
+                    .iter()
+                    .flat_map(|f| f.encode())
+                    .collect();
+                assert_eq!(pushed, encoded, "{mux:?}, {} bytes", data.len());
+                let mut decoder = MuxDecoder::new();
+                decoder.push(&pushed);
+                let mut payload = Vec::new();
+                while let Some(frame) = decoder.next_frame().expect("valid frames") {
+                    assert_eq!(frame.stream, mux);
+                    payload.extend(frame.payload);
+                }
+                assert_eq!(payload, data);
+            }
+        }
+    }
 }

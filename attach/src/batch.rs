@@ -1,0 +1,396 @@
+//! Several attach records received in one go into one reusable buffer, so
+//! that a busy session neither allocates per record nor writes its sinks
+//! once per 8 KiB.
+//!
+//! Each record is received at the position of the last payload byte before
+//! it: its prefix byte lands there, is read, and the saved payload byte is
+//! put back. The payloads of consecutive records thus sit back to back, and
+//! a run of records of one stream is a single slice (see
+//! [`RecordBatch::runs`]). Every receive is given a window of exactly
+//! [`MAX_BATCH_RECORD`] bytes, eight times the longest record conmon sends,
+//! so whether a record fits never depends on where in the batch it lands.
+//! A longer message is reported as [`AttachError::RecordTooLong`] after the
+//! records before it; [`AttachReader::read_record`](crate::AttachReader::read_record)
+//! measures each message first and reads any length whole, at the price
+//! of a second system call per record.
+
+use std::io;
+use std::iter::FusedIterator;
+
+use crate::record::{AttachStream, MAX_RECORD_PAYLOAD};
+use crate::AttachError;
+
+/// The longest message (prefix byte included) that
+/// [`AttachReader::read_batch`](crate::AttachReader::read_batch) receives
+/// whole: every receive is given a window of this length.
+pub const MAX_BATCH_RECORD: usize = 64 * 1024;
+
+/// Buffer length of a [`RecordBatch`]: room for at least 16 full records
+/// of conmon (8192 bytes each) before less than a whole
+/// [`MAX_BATCH_RECORD`] window is left.
+pub const BATCH_BUFFER_LEN: usize = 192 * 1024;
+
+const _: () = assert!(BATCH_BUFFER_LEN >= MAX_BATCH_RECORD + 16 * MAX_RECORD_PAYLOAD);
+
+/// One record's place in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    stream: AttachStream,
+    start: usize,
+    end: usize,
+}
+
+/// Records received together by
+/// [`AttachReader::read_batch`](crate::AttachReader::read_batch).
+///
+/// Create one per session and pass it to every `read_batch`: its buffer
+/// (192 KiB) is reused, and each call replaces the previous records.
+///
+/// ```
+/// use attach::{AttachStream, RecordBatch};
+///
+/// let batch = RecordBatch::new();
+/// assert!(batch.is_empty());
+/// assert_eq!(batch.runs().count(), 0);
+/// ```
+#[derive(Debug)]
+pub struct RecordBatch {
+    buf: Box<[u8]>,
+    /// End of the stored payload bytes. Payloads start at index 1; index 0
+    /// is where the first record's prefix lands.
+    end: usize,
+    records: Vec<Entry>,
+    /// The last receive found nothing more to read (or the end).
+    drained: bool,
+    /// conmon closed the connection.
+    ended: bool,
+    /// An error met after some records were received, reported by the next
+    /// `read_batch` so that those records are delivered first.
+    deferred: Option<AttachError>,
+}
+
+impl Default for RecordBatch {
+    fn default() -> Self {
+        RecordBatch::new()
+    }
+}
+
+impl RecordBatch {
+    /// An empty batch with a [`BATCH_BUFFER_LEN`] buffer.
+    pub fn new() -> Self {
+        RecordBatch {
+            buf: vec![0; BATCH_BUFFER_LEN].into_boxed_slice(),
+            end: 1,
+            records: Vec::with_capacity(BATCH_BUFFER_LEN / MAX_RECORD_PAYLOAD + 1),
+            drained: false,
+            ended: false,
+            deferred: None,
+        }
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Total payload bytes of all records.
+    pub fn payload_len(&self) -> usize {
+        self.end - 1
+    }
+
+    /// Whether the socket had nothing more to read when the batch was
+    /// taken: the moment to flush buffered sinks, since the next read will
+    /// wait. `false` when the batch stopped only because it was full.
+    pub fn is_drained(&self) -> bool {
+        self.drained
+    }
+
+    /// The records one by one, in the order received.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = (AttachStream, &[u8])> + '_ {
+        self.records
+            .iter()
+            .map(|e| (e.stream, &self.buf[e.start..e.end]))
+    }
+
+    /// The records with consecutive ones of the same stream joined: the
+    /// same bytes in the same order, in as few slices as possible.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs {
+            batch: self,
+            next: 0,
+        }
+    }
+
+    /// Forgets the records (keeps the buffer and the end-of-stream state).
+    pub(crate) fn clear(&mut self) {
+        self.end = 1;
+        self.records.clear();
+        self.drained = false;
+    }
+
+    pub(crate) fn take_deferred(&mut self) -> Option<AttachError> {
+        self.deferred.take()
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Receives records with `recv` until it would block, the stream ends,
+    /// an error occurs or no window is left.
+    ///
+    /// `recv` gets a window of exactly [`MAX_BATCH_RECORD`] bytes and
+    /// returns the full length of the message it received (`MSG_TRUNC`), 0
+    /// at the end of the stream. Returns `Err(WouldBlock)` exactly when the
+    /// last `recv` did (so the caller can clear readiness); other errors
+    /// are kept in the batch.
+    pub(crate) fn fill(
+        &mut self,
+        mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        while !self.ended && self.deferred.is_none() {
+            let slot = self.end - 1;
+            if self.buf.len() - slot < MAX_BATCH_RECORD {
+                return Ok(());
+            }
+            let saved = self.buf[slot];
+            let received = recv(&mut self.buf[slot..slot + MAX_BATCH_RECORD]);
+            let prefix = self.buf[slot];
+            self.buf[slot] = saved;
+            let len = match received {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Err(e);
+                }
+                Err(e) => {
+                    self.drained = true;
+                    self.deferred = Some(AttachError::io("receiving from the attach socket", e));
+                    return Ok(());
+                }
+            };
+            if len == 0 {
+                self.ended = true;
+                self.drained = true;
+                return Ok(());
+            }
+            if len > MAX_BATCH_RECORD {
+                self.deferred = Some(AttachError::RecordTooLong {
+                    len,
+                    limit: MAX_BATCH_RECORD,
+                });
+                return Ok(());
+            }
+            match AttachStream::from_prefix(prefix) {
+                Some(stream) => {
+                    self.records.push(Entry {
+                        stream,
+                        start: slot + 1,
+                        end: slot + len,
+                    });
+                    self.end = slot + len;
+                }
+                None => tracing::warn!(
+                    prefix,
+                    len = len - 1,
+                    "dropping attach record with unknown stream prefix"
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Iterator of [`RecordBatch::runs`].
+#[derive(Debug)]
+pub struct Runs<'a> {
+    batch: &'a RecordBatch,
+    next: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (AttachStream, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let records = &self.batch.records;
+        let first = *records.get(self.next)?;
+        let mut end = first.end;
+        self.next += 1;
+        while let Some(e) = records.get(self.next) {
+            if e.stream != first.stream {
+                break;
+            }
+            end = e.end;
+            self.next += 1;
+        }
+        Some((first.stream, &self.batch.buf[first.start..end]))
+    }
+}
+
+impl FusedIterator for Runs<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// Plays messages into the windows as a SEQPACKET socket would: cut to
+    /// the window, full length returned; then `WouldBlock` (or the end).
+    fn player(
+        messages: Vec<Vec<u8>>,
+        then: io::ErrorKind,
+    ) -> impl FnMut(&mut [u8]) -> io::Result<usize> {
+        let mut messages = VecDeque::from(messages);
+        move |window: &mut [u8]| match messages.pop_front() {
+            Some(m) => {
+                let n = m.len().min(window.len());
+                window[..n].copy_from_slice(&m[..n]);
+                Ok(m.len())
+            }
+            None if then == io::ErrorKind::UnexpectedEof => Ok(0),
+            None => Err(then.into()),
+        }
+    }
+
+    fn record(prefix: u8, byte: u8, len: usize) -> Vec<u8> {
+        let mut m = vec![byte; len + 1];
+        m[0] = prefix;
+        m
+    }
+
+    #[test]
+    fn payloads_are_joined_per_stream_and_exact() {
+        let mut batch = RecordBatch::new();
+        let messages = vec![
+            record(2, b'a', 8192),
+            record(2, b'b', 10),
+            record(3, b'c', 5),
+            record(2, b'd', 8192),
+            record(3, b'e', 0),
+            record(3, b'f', 1),
+        ];
+        let result = batch.fill(player(messages, io::ErrorKind::WouldBlock));
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(batch.is_drained());
+        assert_eq!(batch.len(), 6);
+        assert_eq!(batch.payload_len(), 8192 + 10 + 5 + 8192 + 1);
+        let records: Vec<(AttachStream, Vec<u8>)> =
+            batch.records().map(|(s, d)| (s, d.to_vec())).collect();
+        assert_eq!(records[0], (AttachStream::Stdout, vec![b'a'; 8192]));
+        assert_eq!(records[1], (AttachStream::Stdout, vec![b'b'; 10]));
+        assert_eq!(records[2], (AttachStream::Stderr, vec![b'c'; 5]));
+        assert_eq!(records[3], (AttachStream::Stdout, vec![b'd'; 8192]));
+        assert_eq!(records[4], (AttachStream::Stderr, vec![]));
+        assert_eq!(records[5], (AttachStream::Stderr, vec![b'f']));
+        let runs: Vec<(AttachStream, Vec<u8>)> =
+            batch.runs().map(|(s, d)| (s, d.to_vec())).collect();
+        let mut first = vec![b'a'; 8192];
+        first.extend([b'b'; 10]);
+        assert_eq!(
+            runs,
+            [
+                (AttachStream::Stdout, first),
+                (AttachStream::Stderr, vec![b'c'; 5]),
+                (AttachStream::Stdout, vec![b'd'; 8192]),
+                (AttachStream::Stderr, vec![b'f']),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_batch_stops_with_a_window_left_and_is_not_drained() {
+        let mut batch = RecordBatch::new();
+        let messages: Vec<Vec<u8>> = (0..40u8).map(|i| record(2, i, 8192)).collect();
+        batch
+            .fill(player(messages, io::ErrorKind::WouldBlock))
+            .unwrap();
+        assert!(!batch.is_drained());
+        // 17 records of 8192 bytes leave less than a window of 64 KiB.
+        assert_eq!(batch.len(), 17);
+        let joined: Vec<u8> = batch.runs().flat_map(|(_, d)| d.to_vec()).collect();
+        let expected: Vec<u8> = (0..17u8).flat_map(|i| vec![i; 8192]).collect();
+        assert_eq!(joined, expected);
+        batch.clear();
+        assert!(batch.is_empty() && batch.payload_len() == 0);
+    }
+
+    #[test]
+    fn unknown_prefixes_are_dropped_without_a_trace_in_the_payload() {
+        let mut batch = RecordBatch::new();
+        let messages = vec![record(2, b'x', 3), record(7, b'?', 9), record(2, b'y', 2)];
+        let _ = batch.fill(player(messages, io::ErrorKind::WouldBlock));
+        let runs: Vec<(AttachStream, Vec<u8>)> =
+            batch.runs().map(|(s, d)| (s, d.to_vec())).collect();
+        assert_eq!(runs, [(AttachStream::Stdout, b"xxxyy".to_vec())]);
+    }
+
+    #[test]
+    fn end_of_stream_keeps_the_records_and_sticks() {
+        let mut batch = RecordBatch::new();
+        let messages = vec![record(3, b'z', 4)];
+        batch
+            .fill(player(messages, io::ErrorKind::UnexpectedEof))
+            .unwrap();
+        assert!(batch.is_ended() && batch.is_drained());
+        assert_eq!(batch.len(), 1);
+        batch.clear();
+        batch
+            .fill(|_| panic!("no receive after the end"))
+            .expect("nothing to do");
+        assert!(batch.is_empty() && batch.is_ended());
+    }
+
+    #[test]
+    fn an_oversized_record_is_deferred_after_the_good_ones() {
+        let mut batch = RecordBatch::new();
+        let messages = vec![record(2, b'a', 1), record(2, b'b', MAX_BATCH_RECORD)];
+        batch
+            .fill(player(messages, io::ErrorKind::WouldBlock))
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        match batch.take_deferred() {
+            Some(AttachError::RecordTooLong { len, limit }) => {
+                assert_eq!((len, limit), (MAX_BATCH_RECORD + 1, MAX_BATCH_RECORD));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // The largest record that fits is whole, wherever it lands.
+        batch.clear();
+        let mut messages: Vec<Vec<u8>> = (0..16u8).map(|i| record(2, i, 8192)).collect();
+        messages.push(record(2, b'c', MAX_BATCH_RECORD - 1));
+        let _ = batch.fill(player(messages, io::ErrorKind::WouldBlock));
+        assert_eq!(batch.len(), 17);
+        assert_eq!(batch.payload_len(), 16 * 8192 + MAX_BATCH_RECORD - 1);
+    }
+
+    #[test]
+    fn receive_errors_are_deferred_and_interruptions_retried() {
+        let mut batch = RecordBatch::new();
+        let mut calls = 0;
+        batch
+            .fill(|window| {
+                calls += 1;
+                match calls {
+                    1 => Err(io::ErrorKind::Interrupted.into()),
+                    2 => {
+                        window[..2].copy_from_slice(b"\x02k");
+                        Ok(2)
+                    }
+                    _ => Err(io::ErrorKind::ConnectionReset.into()),
+                }
+            })
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(matches!(
+            batch.take_deferred(),
+            Some(AttachError::Io { .. })
+        ));
+    }
+}
