@@ -62,7 +62,7 @@ pub use exec::capabilities::{
     host_bounding_set, normalize_capability, privileged_capabilities, CapabilityError,
 };
 pub use exec::spec::{build_exec_process, build_exec_process_as, write_process_spec, ExecCaller};
-pub use exec::user::{resolve_exec_user, ExecUser};
+pub use exec::user::{resolve_exec_user, resolve_exec_user_from_text, ExecUser};
 pub use launch::argv::{ConmonArgv, ExecArgv};
 pub use launch::env::ConmonEnv;
 pub use launch::error::{LaunchError, LaunchStage};

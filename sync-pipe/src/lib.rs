@@ -14,8 +14,9 @@
 //! - [`SyncReader`] and [`parse_sync_record`]: bounded, non-blocking reads
 //!   of status records;
 //! - [`StartSignal`]: the start byte, without `SIGPIPE`;
-//! - [`read_oci_error`] and [`classify_oci_message`]: the runtime's own
-//!   error log and podman's classification of it.
+//! - [`read_oci_error`] (with [`last_oci_error`] for a log in memory) and
+//!   [`classify_oci_message`]: the runtime's own error log and podman's
+//!   classification of it.
 //!
 //! # Example
 //!
@@ -72,7 +73,8 @@ pub use error::SyncPipeError;
 pub use fd_plan::FdPlan;
 pub use numbers::PipeNumbers;
 pub use oci_log::{
-    classify_oci_message, read_oci_error, OciErrorKind, OciLogEntry, MAX_OCI_LOG_READ,
+    classify_oci_message, last_oci_error, read_oci_error, OciErrorKind, OciLogEntry,
+    MAX_OCI_LOG_READ,
 };
 pub use reader::SyncReader;
 pub use record::{parse_sync_record, SyncRecord, MAX_RECORD_LEN};

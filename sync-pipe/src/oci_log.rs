@@ -138,7 +138,29 @@ pub fn read_oci_error(path: &Path) -> Result<Option<OciLogEntry>, SyncPipeError>
             None => &[],
         };
     }
-    Ok(text.split(|&b| b == b'\n').rev().find_map(error_entry))
+    Ok(last_oci_error(text))
+}
+
+/// The last entry of a runtime's `--log-format=json` log text whose level
+/// is `error`, `fatal` or `panic` (any case): the parsing half of
+/// [`read_oci_error`], for a log already in memory. Lines are split at
+/// `\n`; a line that is not a JSON object with a string `level` (and, if
+/// present, a string `msg`) is skipped, whatever bytes it holds.
+///
+/// ```
+/// use sync_pipe::{last_oci_error, OciErrorKind};
+///
+/// let log = br#"{"level":"info","msg":"starting","time":"2026-01-02T03:04:05Z"}
+/// {"level":"error","msg":"exec: \"nope\": executable file not found in $PATH"}
+/// not json at all
+/// "#;
+/// let entry = last_oci_error(log).expect("an error entry");
+/// assert_eq!(entry.level, "error");
+/// assert_eq!(entry.kind(), OciErrorKind::CommandNotFound);
+/// assert_eq!(last_oci_error(b"{\"level\":\"warning\",\"msg\":\"x\"}"), None);
+/// ```
+pub fn last_oci_error(log: &[u8]) -> Option<OciLogEntry> {
+    log.split(|&b| b == b'\n').rev().find_map(error_entry)
 }
 
 /// The entry on `line` if it is a JSON log object with an error level.

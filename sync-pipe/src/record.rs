@@ -28,6 +28,31 @@ impl SyncRecord {
     pub fn is_failure(&self) -> bool {
         self.data < 0
     }
+
+    /// The record as one JSON object, `{"data":N}` or
+    /// `{"data":N,"message":"..."}`, without whitespace (conmon adds
+    /// spaces and a trailing newline, which [`parse_sync_record`] allows).
+    ///
+    /// [`parse_sync_record`] reads it back to the same record, and a record
+    /// that function accepted encodes in at most as many bytes as it was
+    /// read from, so the encoding is never [`SyncPipeError::Oversized`].
+    ///
+    /// ```
+    /// use sync_pipe::{parse_sync_record, SyncRecord};
+    ///
+    /// let record = SyncRecord { data: -1, message: Some("exec failed\n".into()) };
+    /// assert_eq!(record.encode(), b"{\"data\":-1,\"message\":\"exec failed\\n\"}");
+    /// assert_eq!(parse_sync_record(&record.encode())?, record);
+    /// # Ok::<(), sync_pipe::SyncPipeError>(())
+    /// ```
+    pub fn encode(&self) -> Vec<u8> {
+        let mut object = Map::new();
+        object.insert("data".to_owned(), Value::from(self.data));
+        if let Some(message) = &self.message {
+            object.insert("message".to_owned(), Value::String(message.clone()));
+        }
+        Value::Object(object).to_string().into_bytes()
+    }
 }
 
 /// Parses one record: a JSON object with integer `"data"` and optional

@@ -84,12 +84,63 @@ pub fn resolve_exec_user(
     user: Option<&str>,
     default_user: (u32, u32, Vec<u32>),
 ) -> Result<ExecUser, RuntimeError> {
+    resolve(
+        user,
+        default_user,
+        || read_passwd(rootfs),
+        || read_group(rootfs),
+    )
+}
+
+/// [`resolve_exec_user`] against the text of `/etc/passwd` and
+/// `/etc/group` instead of a root filesystem: `None` stands for a file
+/// that does not exist. The same rules apply, line for line; nothing is
+/// read from disk.
+///
+/// ```
+/// use conmon_driver::{resolve_exec_user_from_text, ExecUser};
+///
+/// let passwd = "root:x:0:0:root:/root:/bin/sh\nweb:x:101:101::/srv/web:/bin/sh\n";
+/// let group = "web:x:101:\nlogs:x:4:web\n";
+/// let user = resolve_exec_user_from_text(Some(passwd), Some(group), Some("web"), (0, 0, vec![]))?;
+/// assert_eq!(
+///     user,
+///     ExecUser { uid: 101, gid: 101, additional_gids: vec![4], home: "/srv/web".into() }
+/// );
+/// # Ok::<(), runtime_api::RuntimeError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`RuntimeError::InvalidArgument`] naming the unknown user or group or
+/// the out-of-range id, as [`resolve_exec_user`].
+pub fn resolve_exec_user_from_text(
+    passwd: Option<&str>,
+    group: Option<&str>,
+    user: Option<&str>,
+    default_user: (u32, u32, Vec<u32>),
+) -> Result<ExecUser, RuntimeError> {
+    resolve(
+        user,
+        default_user,
+        || Ok(passwd.map(parse_passwd).unwrap_or_default()),
+        || Ok(group.map(parse_group).unwrap_or_default()),
+    )
+}
+
+/// The resolution itself; each file is loaded only when the spec needs it.
+fn resolve(
+    user: Option<&str>,
+    default_user: (u32, u32, Vec<u32>),
+    read_passwd: impl FnOnce() -> Result<Vec<PasswdEntry>, RuntimeError>,
+    read_group: impl FnOnce() -> Result<Vec<GroupEntry>, RuntimeError>,
+) -> Result<ExecUser, RuntimeError> {
     let (default_uid, default_gid, default_additional) = default_user;
     let spec = user.unwrap_or("");
     let (user_part, group_part) = spec.split_once(':').unwrap_or((spec, ""));
 
     if user_part.is_empty() && group_part.is_empty() {
-        let passwd = read_passwd(rootfs)?;
+        let passwd = read_passwd()?;
         let home = passwd
             .iter()
             .find(|e| e.uid == default_uid)
@@ -105,7 +156,7 @@ pub fn resolve_exec_user(
     let user_arg = parse_arg(user_part, "user")?;
     let group_arg = parse_arg(group_part, "group")?;
 
-    let passwd = read_passwd(rootfs)?;
+    let passwd = read_passwd()?;
     let found = passwd.iter().find(|e| match &user_arg {
         Some(Arg::Id(uid)) => e.uid == *uid,
         Some(Arg::Name(name)) => e.name == *name,
@@ -125,7 +176,7 @@ pub fn resolve_exec_user(
     let mut additional_gids = Vec::new();
     match &group_arg {
         Some(arg) => {
-            let groups = read_group(rootfs)?;
+            let groups = read_group()?;
             let found = groups.iter().find(|g| match arg {
                 Arg::Id(id) => g.gid == *id,
                 Arg::Name(name) => g.name == *name,
@@ -142,7 +193,7 @@ pub fn resolve_exec_user(
         }
         None => {
             if let Some(name) = &matched_name {
-                for g in read_group(rootfs)? {
+                for g in read_group()? {
                     if g.members.iter().any(|m| m == name) && !additional_gids.contains(&g.gid) {
                         additional_gids.push(g.gid);
                     }
