@@ -10,28 +10,7 @@
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-use runtime_api::{
-    AttachOptions, AttachStreams, ContainerDescription, ExecConfig, ExecHandle, RuntimeError,
-};
-
-use crate::runtime::ConmonRuntime;
-
-impl ConmonRuntime {
-    /// Runs an attached exec session as
-    /// [`OciRuntime::exec`](runtime_api::OciRuntime::exec) does, passing
-    /// `fds` to the process at 3, 4, ... instead of the caller's own fds
-    /// there. Their number must be [`ExecConfig::preserve_fds`].
-    pub async fn exec_preserving(
-        &self,
-        c: &ContainerDescription,
-        config: &ExecConfig,
-        fds: Vec<OwnedFd>,
-        streams: AttachStreams,
-        options: AttachOptions,
-    ) -> Result<ExecHandle, RuntimeError> {
-        crate::exec::session::exec(self, c, config, streams, options, Some(fds)).await
-    }
-}
+use runtime_api::RuntimeError;
 
 /// Duplicates (close-on-exec) the caller's fds `3..3 + count`.
 pub(crate) fn callers_fds(count: u32) -> Result<Vec<OwnedFd>, RuntimeError> {

@@ -35,6 +35,23 @@ use crate::runtime::ConmonRuntime;
 use crate::MonitorOptions;
 
 impl ConmonRuntime {
+    /// Runs an attached exec session as
+    /// [`OciRuntime::exec`](runtime_api::OciRuntime::exec) does, passing
+    /// `fds` to the process at 3, 4, ... instead of the caller's own fds
+    /// there. Their number must be [`ExecConfig::preserve_fds`].
+    pub async fn exec_preserving(
+        &self,
+        c: &ContainerDescription,
+        config: &ExecConfig,
+        fds: Vec<std::os::fd::OwnedFd>,
+        streams: AttachStreams,
+        options: AttachOptions,
+    ) -> Result<ExecHandle> {
+        crate::exec::session::exec(self, c, config, streams, options, Some(fds))
+            .instrument(info_span!("exec", container = %c.id()))
+            .await
+    }
+
     pub(crate) fn layout(&self, c: &ContainerDescription) -> ContainerLayout {
         ContainerLayout::new(&self.config, c)
     }
