@@ -2,7 +2,8 @@
 # Installs the system packages the tests and the demo need on Debian 12
 # (conmon, the OCI runtimes runc, runsc and crun, a static busybox for test
 # bundles, dbus, CA certificates, and for the rootless tests newuidmap and
-# newgidmap, useradd and setpriv). Only missing packages are installed, so a
+# newgidmap, useradd and setpriv; protoc, which the cri-server crate's
+# generated CRI bindings need at build time). Only missing packages are installed, so a
 # machine that has them all does no network access at all.
 #
 #   bash scripts/install-deps.sh
@@ -10,7 +11,7 @@
 # Runs apt-get as root, or through sudo when it is available.
 set -euo pipefail
 
-packages=(conmon runc runsc busybox-static crun dbus ca-certificates uidmap passwd util-linux)
+packages=(conmon runc runsc busybox-static crun dbus ca-certificates uidmap passwd util-linux protobuf-compiler)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -1,0 +1,435 @@
+//! Pod sandboxes: an infra container owning the pod's namespaces.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_cri::v1 as cri;
+use runtime_api::{
+    ContainerDescription, ContainerId, ContainerStatus, CreateOptions, LogDriver, RuntimeError,
+    Signal,
+};
+
+use super::{bounded, labels_match, new_id, now_nanos, remove_tree, Engine, PodRecord};
+use crate::config::PodNamespaceJoin;
+use crate::error::{CriError, Result};
+use crate::spec::{infra_spec, Join, PodNamespaces};
+
+/// Annotation naming a container's role (`sandbox` or `container`), as
+/// containerd sets it; sandboxing runtimes read it.
+pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+/// Annotation naming a container's pod sandbox id.
+pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The key under which a pod's name is reserved.
+fn pod_name_key(m: &cri::PodSandboxMetadata) -> String {
+    format!("k8s_POD_{}_{}_{}_{}", m.name, m.namespace, m.uid, m.attempt)
+}
+
+fn validate_pod_config(config: &cri::PodSandboxConfig) -> Result<&cri::PodSandboxMetadata> {
+    let meta = config.metadata.as_ref().ok_or_else(|| {
+        CriError::InvalidArgument("the pod sandbox config has no metadata".into())
+    })?;
+    for (field, value) in [
+        ("name", &meta.name),
+        ("namespace", &meta.namespace),
+        ("uid", &meta.uid),
+    ] {
+        if value.is_empty() {
+            return Err(CriError::InvalidArgument(format!(
+                "the pod sandbox metadata has an empty {field}"
+            )));
+        }
+        if value.contains('/') || value.contains('\0') {
+            return Err(CriError::InvalidArgument(format!(
+                "the pod sandbox metadata {field} {value:?} contains '/' or NUL"
+            )));
+        }
+    }
+    Ok(meta)
+}
+
+impl Engine {
+    /// `RunPodSandbox`: reserves the pod's name, unpacks the pause image,
+    /// creates and starts the infra container in new namespaces.
+    pub async fn run_pod(
+        &self,
+        config: cri::PodSandboxConfig,
+        handler_name: &str,
+    ) -> Result<String> {
+        let meta = validate_pod_config(&config)?;
+        let handler = self.handler(handler_name)?.clone();
+        let id = new_id()?;
+        let key = pod_name_key(meta);
+        self.reserve(&key, &id, "pod sandbox")?;
+        let dir = self.config.state_dir.join("pods").join(&id);
+        match self.create_pod(&id, &config, &handler, &dir).await {
+            Ok(record) => {
+                self.records().pods.insert(id.clone(), record);
+                Ok(id)
+            }
+            Err(e) => {
+                if let Err(undo) = remove_tree(&dir) {
+                    tracing::warn!(pod = %id, error = %undo, "cleaning up a failed pod");
+                }
+                let _ = remove_tree(&self.runtime_dir(&id));
+                self.release(&key, &id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_pod(
+        &self,
+        id: &str,
+        config: &cri::PodSandboxConfig,
+        handler: &crate::config::RuntimeHandler,
+        dir: &std::path::Path,
+    ) -> Result<PodRecord> {
+        let image = self.images.require(&self.config.pause_image)?;
+        let bundle = dir.join("bundle");
+        self.images.unpack(&image, &bundle.join("rootfs"))?;
+        let args = if self.config.pause_command.is_empty() {
+            let mut args = image.config.entrypoint.clone().unwrap_or_default();
+            args.extend(image.config.cmd.clone().unwrap_or_default());
+            args
+        } else {
+            self.config.pause_command.clone()
+        };
+        let security = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref());
+        let namespaces =
+            PodNamespaces::for_infra(security.and_then(|s| s.namespace_options.as_ref()));
+        let annotations = HashMap::from([
+            (CONTAINER_TYPE.to_string(), "sandbox".to_string()),
+            (SANDBOX_ID.to_string(), id.to_string()),
+        ]);
+        let cgroup_parent = config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.clone())
+            .filter(|p| !p.is_empty());
+        let cgroups_path = cgroup_parent.as_ref().map(|p| format!("{p}/cri-{id}"));
+        let spec = infra_spec(config, args, &namespaces, cgroups_path, annotations)?;
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| CriError::InvalidArgument(format!("writing the infra spec: {e}")))?;
+
+        let meta = config.metadata.clone().unwrap_or_default();
+        let mut builder =
+            ContainerDescription::builder(ContainerId::new(id)?, &bundle, self.runtime_dir(id))
+                .name(format!(
+                    "k8s_POD_{}_{}_{}_{}",
+                    meta.name, meta.namespace, meta.uid, meta.attempt
+                ))
+                .log(LogDriver::KubernetesFile, dir.join("infra.log"))
+                .stop_signal(Signal::KILL);
+        if let Some(parent) = cgroup_parent {
+            builder = builder.cgroup_parent(parent);
+        }
+        if let Some(hook) = &handler.describe {
+            builder = hook(builder);
+        }
+        let infra = builder.build()?;
+        let runtime = handler.runtime.clone();
+        let limits = self.config.timeouts;
+        let created = bounded(
+            format!("creating the infra container of pod {id}"),
+            limits.create,
+            runtime.create(&infra, CreateOptions::default()),
+        )
+        .await?;
+        let started = async {
+            bounded("starting the infra container", limits.call, runtime.start(&infra)).await?;
+            let state = bounded("the infra container's state", limits.call, runtime.status(&infra)).await?;
+            match (state.status, state.pid.or(created.pid)) {
+                (ContainerStatus::Running, Some(pid)) if pid > 0 => Ok(pid),
+                (status, _) => Err(CriError::FailedPrecondition(format!(
+                    "the infra container of pod {id} is {status} right after its start (is the pause command right?)"
+                ))),
+            }
+        }
+        .await;
+        match started {
+            Ok(pid) => Ok(PodRecord {
+                id: id.to_string(),
+                config: config.clone(),
+                handler: handler.name.clone(),
+                created_at: now_nanos(),
+                infra,
+                infra_pid: pid,
+                namespaces,
+                dir: dir.to_path_buf(),
+                stopped: false,
+            }),
+            Err(e) => {
+                let _ = self.stop_and_delete(&runtime, &infra).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops (at once) and deletes a runtime container; errors are
+    /// returned but an unknown container is already gone.
+    pub(crate) async fn stop_and_delete(
+        &self,
+        runtime: &std::sync::Arc<dyn runtime_api::OciRuntime>,
+        c: &ContainerDescription,
+    ) -> Result<()> {
+        let limits = self.config.timeouts;
+        match bounded(
+            format!("stopping {}", c.id()),
+            limits.call + limits.kill_wait,
+            runtime.stop(c, Duration::ZERO, false),
+        )
+        .await
+        {
+            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
+            Err(e) => return Err(e),
+        }
+        bounded(
+            format!("deleting {}", c.id()),
+            limits.call,
+            runtime.delete(c),
+        )
+        .await?;
+        let _ = remove_tree(c.run_dir());
+        Ok(())
+    }
+
+    fn pod(&self, id: &str) -> Result<PodRecord> {
+        self.records()
+            .pods
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CriError::NotFound {
+                kind: "pod sandbox",
+                id: id.to_string(),
+            })
+    }
+
+    /// The pod for a container being created: it must exist and not be
+    /// stopped, and its infra process must still run (its pid is where the
+    /// container's namespaces are found).
+    pub(crate) async fn ready_pod(&self, id: &str) -> Result<PodRecord> {
+        let pod = self.pod(id)?;
+        if pod.stopped {
+            return Err(CriError::FailedPrecondition(format!(
+                "pod sandbox {id} is stopped"
+            )));
+        }
+        let runtime = self.runtime(&pod.handler)?;
+        let state = bounded(
+            "the infra container's state",
+            self.config.timeouts.call,
+            runtime.status(&pod.infra),
+        )
+        .await?;
+        if state.status != ContainerStatus::Running || state.pid != Some(pod.infra_pid) {
+            return Err(CriError::FailedPrecondition(format!(
+                "the infra container of pod sandbox {id} is {} (pid {:?}, expected {}); the pod is not ready",
+                state.status, state.pid, pod.infra_pid
+            )));
+        }
+        Ok(pod)
+    }
+
+    /// How a container of `pod` joins its namespaces.
+    pub(crate) fn container_namespaces(
+        &self,
+        pod: &PodRecord,
+        pid_mode: cri::NamespaceMode,
+    ) -> Result<PodNamespaces> {
+        let join = self.handler(&pod.handler)?.join;
+        Ok(match join {
+            PodNamespaceJoin::Paths => pod.namespaces.for_container(pod.infra_pid, pid_mode),
+            PodNamespaceJoin::Isolated => {
+                let own = |j: &Join| {
+                    if *j == Join::Host {
+                        Join::Host
+                    } else {
+                        Join::New
+                    }
+                };
+                PodNamespaces {
+                    network: own(&pod.namespaces.network),
+                    ipc: own(&pod.namespaces.ipc),
+                    uts: own(&pod.namespaces.uts),
+                    pid: match pid_mode {
+                        cri::NamespaceMode::Node => Join::Host,
+                        _ => Join::New,
+                    },
+                }
+            }
+        })
+    }
+
+    /// `StopPodSandbox`: kills the pod's containers and its infra
+    /// container. A pod already stopped or unknown is success.
+    pub async fn stop_pod(&self, id: &str) -> Result<()> {
+        let Ok(pod) = self.pod(id) else {
+            return Ok(());
+        };
+        let runtime = self.runtime(&pod.handler)?;
+        let limits = self.config.timeouts;
+        for c in self.containers_of(id) {
+            let crt = self.runtime(&c.handler)?;
+            match bounded(
+                format!("stopping container {}", c.id),
+                limits.call + limits.kill_wait,
+                crt.stop(&c.description, Duration::ZERO, false),
+            )
+            .await
+            {
+                Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match bounded(
+            format!("stopping the infra container of pod {id}"),
+            limits.call + limits.kill_wait,
+            runtime.stop(&pod.infra, Duration::ZERO, false),
+        )
+        .await
+        {
+            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(p) = self.records().pods.get_mut(id) {
+            p.stopped = true;
+        }
+        Ok(())
+    }
+
+    /// `RemovePodSandbox`: stops and removes the pod's containers, deletes
+    /// the infra container, removes the pod's files and releases its name.
+    /// An unknown pod is success.
+    pub async fn remove_pod(&self, id: &str) -> Result<()> {
+        let Ok(pod) = self.pod(id) else {
+            return Ok(());
+        };
+        for c in self.containers_of(id) {
+            self.remove_container(&c.id).await?;
+        }
+        let runtime = self.runtime(&pod.handler)?;
+        self.stop_and_delete(&runtime, &pod.infra).await?;
+        remove_tree(&pod.dir)?;
+        let mut records = self.records();
+        records.pods.remove(id);
+        if let Some(meta) = &pod.config.metadata {
+            let key = pod_name_key(meta);
+            if records.names.get(&key).map(String::as_str) == Some(id) {
+                records.names.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn pod_state(&self, pod: &PodRecord) -> Result<cri::PodSandboxState> {
+        if pod.stopped {
+            return Ok(cri::PodSandboxState::SandboxNotready);
+        }
+        let runtime = self.runtime(&pod.handler)?;
+        let status = match bounded(
+            "the infra container's state",
+            self.config.timeouts.call,
+            runtime.status(&pod.infra),
+        )
+        .await
+        {
+            Ok(state) => state.status,
+            Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => ContainerStatus::Exited,
+            Err(e) => return Err(e),
+        };
+        Ok(if status == ContainerStatus::Running {
+            cri::PodSandboxState::SandboxReady
+        } else {
+            cri::PodSandboxState::SandboxNotready
+        })
+    }
+
+    /// `PodSandboxStatus`.
+    pub async fn pod_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::PodSandboxStatusResponse> {
+        let pod = self.pod(id)?;
+        let state = self.pod_state(&pod).await?;
+        let options = pod
+            .config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone());
+        let status = cri::PodSandboxStatus {
+            id: pod.id.clone(),
+            metadata: pod.config.metadata.clone(),
+            state: state as i32,
+            created_at: pod.created_at,
+            network: Some(cri::PodSandboxNetworkStatus::default()),
+            linux: Some(cri::LinuxPodSandboxStatus {
+                namespaces: Some(cri::Namespace { options }),
+            }),
+            labels: pod.config.labels.clone(),
+            annotations: pod.config.annotations.clone(),
+            runtime_handler: pod.handler.clone(),
+        };
+        let mut info = HashMap::new();
+        if verbose {
+            info.insert(
+                "info".to_string(),
+                serde_json::json!({
+                    "pid": pod.infra_pid,
+                    "runtimeHandler": pod.handler,
+                    "bundle": pod.infra.bundle(),
+                    "network": "loopback only (no CNI)",
+                })
+                .to_string(),
+            );
+        }
+        Ok(cri::PodSandboxStatusResponse {
+            status: Some(status),
+            info,
+            containers_statuses: Vec::new(),
+            timestamp: now_nanos(),
+        })
+    }
+
+    /// `ListPodSandbox`, filtered by id, state and labels.
+    pub async fn list_pods(
+        &self,
+        filter: Option<cri::PodSandboxFilter>,
+    ) -> Result<Vec<cri::PodSandbox>> {
+        let filter = filter.unwrap_or_default();
+        let mut pods: Vec<PodRecord> = self.records().pods.values().cloned().collect();
+        pods.sort_by_key(|p| p.created_at);
+        let mut out = Vec::new();
+        for pod in pods {
+            if !filter.id.is_empty() && pod.id != filter.id {
+                continue;
+            }
+            if !labels_match(&filter.label_selector, &pod.config.labels) {
+                continue;
+            }
+            let state = self.pod_state(&pod).await?;
+            if filter
+                .state
+                .as_ref()
+                .is_some_and(|s| s.state != state as i32)
+            {
+                continue;
+            }
+            out.push(cri::PodSandbox {
+                id: pod.id.clone(),
+                metadata: pod.config.metadata.clone(),
+                state: state as i32,
+                created_at: pod.created_at,
+                labels: pod.config.labels.clone(),
+                annotations: pod.config.annotations.clone(),
+                runtime_handler: pod.handler.clone(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,49 @@
+//! A Kubernetes CRI v1 server (`RuntimeService` and `ImageService` over
+//! gRPC on a Unix socket) built only on `Arc<dyn OciRuntime>`: any runtime
+//! that passes the conformance suite can run a kubelet's pods. The conmon
+//! driver is chosen only in the binary.
+//!
+//! - [`ServerConfig`] names the directories, the runtime handlers (`runc`,
+//!   `runsc`; one `Arc<dyn OciRuntime>` each), the pause image and the
+//!   call limits.
+//! - [`Engine`] keeps the pods and containers (the runtime keeps no list)
+//!   and runs the CRI operations: an infra container per pod owning new
+//!   network (loopback only), IPC and UTS namespaces, containers joining
+//!   them through `/proc/<infra pid>/ns/...` paths.
+//! - [`images::ImageStore`] is a local store without a registry client:
+//!   images arrive by [`images::ImageStore::import_layout`] (the binary's
+//!   `import` subcommand); layers are unpacked, whiteouts applied, into a
+//!   root filesystem per container.
+//! - [`spec`] turns CRI configurations into OCI specs.
+//! - [`serve`](serve()) serves both services on a socket from [`bind`].
+//!
+//! `docs/cri.md` lists every CRI call as supported, partial or not yet.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use cri_server::{bind, serve, Engine, RuntimeHandler, ServerConfig};
+//!
+//! # async fn demo(runtime: Arc<dyn runtime_api::OciRuntime>) -> cri_server::Result<()> {
+//! let config = ServerConfig::new("/var/lib/cri-server", "/run/cri-server", RuntimeHandler::new("runc", runtime));
+//! let engine = Arc::new(Engine::new(config)?);
+//! let listener = bind("/run/cri-server/cri.sock".as_ref())?;
+//! serve(engine, listener, std::future::pending()).await
+//! # }
+//! ```
+
+mod config;
+mod engine;
+mod error;
+pub mod images;
+mod serve;
+mod service;
+pub mod spec;
+
+pub use config::{
+    CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
+};
+pub use engine::{ContainerRecord, Engine, ExecOutput, PodRecord};
+pub use error::{runtime_code, CriError, Result};
+pub use k8s_cri;
+pub use serve::{bind, serve, MAX_MESSAGE};
+pub use service::{CriService, CRI_API_VERSION, RUNTIME_NAME};
