@@ -278,6 +278,9 @@ fn validate_hostname(name: &str) -> Result<()> {
 /// namespace of one's own).
 fn base_spec(namespaces: &PodNamespaces, privileged: bool) -> Result<Spec> {
     let mut spec = Spec::default();
+    // The library's default names a hostname; a container joining the
+    // pod's UTS namespace must not set one (it would rename the pod).
+    spec.set_hostname(None);
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_namespaces(Some(namespaces.entries()));
     linux.set_resources(None);
@@ -450,7 +453,8 @@ pub fn container_spec(inputs: &ContainerInputs<'_>) -> Result<Spec> {
         let ambient: BTreeSet<String> = caps
             .add_ambient_capabilities
             .iter()
-            .map(|c| capability_name(c))
+            .map(String::as_str)
+            .map(capability_name)
             .collect::<Result<_>>()?;
         let ambient = to_capabilities(&ambient)?;
         sets.set_inheritable(Some(ambient.clone()));
@@ -937,6 +941,21 @@ mod tests {
             Join::Path("/proc/42/ns/pid".into())
         );
         let types: Vec<_> = host.entries().iter().map(|n| n.typ()).collect();
+        let c = container_spec(&ContainerInputs {
+            config: &config(&["sh"], &[]),
+            pod: &cri::PodSandboxConfig::default(),
+            image: &ImageRuntimeConfig::default(),
+            rootfs: Path::new("/nonexistent"),
+            namespaces: infra.for_container(42, cri::NamespaceMode::Container),
+            cgroups_path: None,
+            annotations: HashMap::new(),
+        })
+        .unwrap();
+        assert_eq!(
+            c.hostname(),
+            &None,
+            "a joining container must not rename the pod"
+        );
         assert!(!types.contains(&LinuxNamespaceType::Network));
     }
 }
