@@ -16,7 +16,7 @@ use runtime_api::{
     CreateOptions, ExecConfig, Feature, LogDriver, RuntimeError, Signal,
 };
 
-use super::pods::{CONTAINER_TYPE, SANDBOX_ID};
+use super::pods::pod_annotations;
 use super::{
     bounded, labels_match, nanos, new_id, now_nanos, remove_tree, ContainerRecord, Engine,
 };
@@ -166,10 +166,7 @@ impl Engine {
             rootfs: &rootfs,
             namespaces,
             cgroups_path: cgroup_parent.as_ref().map(|p| format!("{p}/cri-{id}")),
-            annotations: HashMap::from([
-                (CONTAINER_TYPE.to_string(), "container".to_string()),
-                (SANDBOX_ID.to_string(), pod.id.clone()),
-            ]),
+            annotations: pod_annotations(handler.join, "container", &pod.id),
         };
         let spec = container_spec(&inputs)?;
         spec.save(bundle.join("config.json"))

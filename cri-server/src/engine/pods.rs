@@ -20,6 +20,24 @@ pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// Annotation naming a container's pod sandbox id.
 pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
+/// The pod markers of a container's spec (`role` is `sandbox` or
+/// `container`), for handlers whose containers share the pod's
+/// namespaces. An isolated handler's containers get none: runsc reads
+/// them as "create this container inside that sandbox".
+pub(crate) fn pod_annotations(
+    join: PodNamespaceJoin,
+    role: &str,
+    pod_id: &str,
+) -> HashMap<String, String> {
+    match join {
+        PodNamespaceJoin::Isolated => HashMap::new(),
+        _ => HashMap::from([
+            (CONTAINER_TYPE.to_string(), role.to_string()),
+            (SANDBOX_ID.to_string(), pod_id.to_string()),
+        ]),
+    }
+}
+
 /// The key under which a pod's name is reserved.
 fn pod_name_key(m: &cri::PodSandboxMetadata) -> String {
     format!("k8s_POD_{}_{}_{}_{}", m.name, m.namespace, m.uid, m.attempt)
@@ -101,10 +119,7 @@ impl Engine {
             .and_then(|l| l.security_context.as_ref());
         let namespaces =
             PodNamespaces::for_infra(security.and_then(|s| s.namespace_options.as_ref()));
-        let annotations = HashMap::from([
-            (CONTAINER_TYPE.to_string(), "sandbox".to_string()),
-            (SANDBOX_ID.to_string(), id.to_string()),
-        ]);
+        let annotations = pod_annotations(handler.join, "sandbox", id);
         let cgroup_parent = config
             .linux
             .as_ref()
