@@ -145,6 +145,7 @@ impl ContainerLayout {
             exit_dir,
             persist_dir: dir.join("persist"),
             pidfile: dir.join("exec_pid"),
+            sandbox_pidfile: dir.join("exec_sandbox_pid"),
             conmon_pidfile: dir.join("conmon.pid"),
             oci_log: dir.join("oci-log"),
             process_spec: dir.join(PROCESS_SPEC_FILE),
@@ -168,6 +169,9 @@ pub struct SessionLayout {
     pub persist_dir: PathBuf,
     /// Where the runtime writes the exec process's pid.
     pub pidfile: PathBuf,
+    /// Where a runtime that runs the process in a sandbox of its own
+    /// writes the process's pid there (runsc's `--internal-pid-file`).
+    pub sandbox_pidfile: PathBuf,
     /// Where the session's conmon writes its pid.
     pub conmon_pidfile: PathBuf,
     /// The runtime's error log for the session.
@@ -227,6 +231,7 @@ mod tests {
             (&s.exit_file, p("/b/exec-e1/exit/c1")),
             (&s.persist_dir, p("/b/exec-e1/persist")),
             (&s.pidfile, p("/b/exec-e1/exec_pid")),
+            (&s.sandbox_pidfile, p("/b/exec-e1/exec_sandbox_pid")),
             (&s.conmon_pidfile, p("/b/exec-e1/conmon.pid")),
             (&s.oci_log, p("/b/exec-e1/oci-log")),
             (&s.process_spec, p("/b/exec-e1/process.json")),

@@ -49,7 +49,7 @@ pub struct ConmonRuntime {
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
-    pub(crate) exec_terminal_support: OnceCell<bool>,
+    pub(crate) exec_flags: OnceCell<crate::lifecycle::features::ExecFlags>,
     /// One inotify instance for every wait on a container's exit file.
     pub(crate) exit_watcher: state_probe::ExitWatcher,
     /// Whether this process inherits orphans (PID 1 or a subreaper): the
@@ -107,7 +107,7 @@ impl ConmonRuntime {
             cli,
             checkpoint_support: OnceCell::new(),
             update_support: OnceCell::new(),
-            exec_terminal_support: OnceCell::new(),
+            exec_flags: OnceCell::new(),
             create_reservations: Default::default(),
             exit_watcher: Default::default(),
             reaps_orphans: crate::reaper::reaps_orphans(),

@@ -34,6 +34,17 @@ pub enum Subcommand<'a> {
         /// Every process of the container.
         all: bool,
     },
+    /// `kill --pid PID ID SIGNAL`: one process of the container, named by
+    /// its pid inside the runtime's sandbox (runsc's `kill --pid`; the
+    /// pid an exec's `--internal-pid-file` reported)
+    KillProcess {
+        /// The container.
+        id: &'a ContainerId,
+        /// The process's pid inside the sandbox.
+        pid: i32,
+        /// The signal.
+        signal: Signal,
+    },
     /// `delete --force ID`
     DeleteForce(&'a ContainerId),
     /// `pause ID`
@@ -62,7 +73,9 @@ pub enum Subcommand<'a> {
     /// `update` subcommand)
     UpdateHelp,
     /// `exec --help` (whether `exec` takes `--tty`: runsc's does not, so
-    /// conmon's terminal exec cannot work there)
+    /// conmon's terminal exec cannot work there; whether it takes
+    /// `--internal-pid-file`: runsc's does, its exec'd processes living
+    /// in its sandbox)
     ExecHelp,
     /// `--version`
     Version,
@@ -92,6 +105,13 @@ impl Subcommand<'_> {
                     v(&["kill", id.as_str(), &signal])
                 }
             }
+            Self::KillProcess { id, pid, signal } => v(&[
+                "kill",
+                "--pid",
+                &pid.to_string(),
+                id.as_str(),
+                &signal.to_string(),
+            ]),
             Self::DeleteForce(id) => v(&["delete", "--force", id.as_str()]),
             Self::Pause(id) => v(&["pause", id.as_str()]),
             Self::Resume(id) => v(&["resume", id.as_str()]),
@@ -194,6 +214,21 @@ impl RuntimeCli {
         })
     }
 
+    /// Runs `sub` and returns what it printed, whatever its exit status
+    /// (a help text: runsc exits non-zero after printing one). Only a
+    /// failure to run it, or its timeout, is an error.
+    pub(crate) async fn output(
+        &self,
+        sub: Subcommand<'_>,
+        limit: Duration,
+    ) -> Result<CapturedOutput, RuntimeError> {
+        let cmd = self.command(sub);
+        let rendered = state_probe::render_command(&cmd);
+        run_bounded(cmd, limit)
+            .await
+            .map_err(|e| from_probe(&rendered, e))
+    }
+
     /// `state ID`, with "does not exist" meaning gone.
     pub(crate) async fn state(
         &self,
@@ -248,6 +283,22 @@ mod tests {
                     all: false,
                 },
                 &["--network=none", "--root=/r", "kill", "c1", "15"],
+            ),
+            (
+                Subcommand::KillProcess {
+                    id: &id,
+                    pid: 7,
+                    signal: Signal::KILL,
+                },
+                &[
+                    "--network=none",
+                    "--root=/r",
+                    "kill",
+                    "--pid",
+                    "7",
+                    "c1",
+                    "9",
+                ],
             ),
             (
                 Subcommand::DeleteForce(&id),

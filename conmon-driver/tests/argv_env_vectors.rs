@@ -600,6 +600,7 @@ fn exec_argv(terminal: bool, stdin: bool, timeout: Option<u64>, delay: Option<u6
         timeout_secs: timeout,
         exit_delay_secs: delay,
         preserve_fds: 0,
+        sandbox_pidfile: None,
     }
     .build()
     .into_iter()
@@ -701,6 +702,7 @@ fn exec_preserving_fds_asks_the_runtime_to_keep_them() {
         timeout_secs: None,
         exit_delay_secs: None,
         preserve_fds: 2,
+        sandbox_pidfile: None,
     }
     .build()
     .into_iter()
@@ -712,6 +714,49 @@ fn exec_preserving_fds_asks_the_runtime_to_keep_them() {
     expected.splice(
         at..at,
         ["--runtime-opt", "--preserve-fds", "--runtime-opt", "2"].map(String::from),
+    );
+    assert_eq!(argv, expected);
+}
+
+#[test]
+fn exec_in_a_sandboxed_runtime_asks_for_the_process_pid_inside_it() {
+    let config = config();
+    let c = container().build().unwrap();
+    let layout = ContainerLayout::new(&config, &c).session(&ExecSessionId::new("e1").unwrap());
+    let argv: Vec<String> = ExecArgv {
+        config: &config,
+        runtime_path: Path::new("/usr/bin/runsc"),
+        container: &c,
+        session: "e1",
+        layout: &layout,
+        json_errors: true,
+        terminal: false,
+        stdin: false,
+        timeout_secs: None,
+        exit_delay_secs: None,
+        preserve_fds: 0,
+        sandbox_pidfile: Some(&layout.sandbox_pidfile),
+    }
+    .build()
+    .into_iter()
+    .map(|a| a.into_string().unwrap())
+    .collect();
+    let mut expected = exec_argv(false, false, None, None);
+    let runtime = expected.iter().position(|a| a == "/usr/bin/runc").unwrap();
+    expected[runtime] = "/usr/bin/runsc".into();
+    let at = expected
+        .iter()
+        .position(|a| a == "--conmon-pidfile")
+        .unwrap();
+    expected.splice(
+        at..at,
+        [
+            "--runtime-opt",
+            "--internal-pid-file",
+            "--runtime-opt",
+            "/b/exec-e1/exec_sandbox_pid",
+        ]
+        .map(String::from),
     );
     assert_eq!(argv, expected);
 }

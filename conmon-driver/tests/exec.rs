@@ -25,7 +25,12 @@ struct Running {
 }
 
 async fn running_container(prefix: &str) -> Running {
-    let s = setup("runc", &[]);
+    running_in("runc", &[], prefix).await
+}
+
+/// A running `sleep` container of `runtime` with global `flags`.
+async fn running_in(runtime: &str, flags: &[&str], prefix: &str) -> Running {
+    let s = setup(runtime, flags);
     let id = unique_id(prefix);
     let b = bundle(&["sleep", "1000"]);
     let c = s.describe(&id, &b).build().unwrap();
@@ -438,13 +443,16 @@ async fn exec_into_a_stopped_container_is_refused_and_leaves_nothing() {
     s.assert_nothing_left(&id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timed_out_exec_is_killed_by_conmon_and_reported() {
-    if !need_runc() {
-        return;
-    }
-    let r = running_container("exec-timeout").await;
-    let mut config = ExecConfig::new(["sleep", "1000"]);
+/// What critest looks for after a timed-out exec: no `sleep 4321` left in
+/// the container (the bracket keeps the shell's own command line from
+/// matching).
+const FIND_SLEEPER: [&str; 3] = ["sh", "-c", "ps | grep '[s]leep 4321' || true"];
+
+/// An exec past its own timeout ends as `ExecTimedOut`, its process gone
+/// on the host and inside the container.
+async fn timed_out_exec_is_killed_where_it_runs(runtime: &str, flags: &[&str]) {
+    let r = running_in(runtime, flags, "exec-timeout").await;
+    let mut config = ExecConfig::new(["sleep", "4321"]);
     config.timeout = Some(Duration::from_secs(1));
     let handle = r
         .runtime
@@ -462,10 +470,62 @@ async fn a_timed_out_exec_is_killed_by_conmon_and_reported() {
     let pid = handle.session.pid.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(30), handle.completion)
         .await
-        .expect("conmon's -T did not end the exec")
+        .expect("the exec's timeout did not end it")
         .unwrap_err();
-    assert!(matches!(err, RuntimeError::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(err, RuntimeError::ExecTimedOut { limit, .. } if limit == Duration::from_secs(1)),
+        "{err:?}"
+    );
     assert!(gone(pid), "the timed-out process still runs");
+    let (left, _, _) = r.run(ExecConfig::new(FIND_SLEEPER)).await;
+    assert_eq!(String::from_utf8_lossy(&left), "", "left in the container");
+    assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
+    r.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_exec_is_killed_and_reported_with_runc() {
+    if !need_runc() {
+        return;
+    }
+    timed_out_exec_is_killed_where_it_runs("runc", &[]).await;
+}
+
+/// runsc runs the process in its sandbox behind a host-side `runsc exec`
+/// that is in conmon's process group (conmon's own `-T` killed conmon
+/// there, and the process lived on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_exec_is_killed_and_reported_with_runsc() {
+    if !need_runsc() {
+        return;
+    }
+    timed_out_exec_is_killed_where_it_runs("runsc", &["--network=none"]).await;
+}
+
+/// exec_stop's SIGTERM reaches a process inside runsc's sandbox (the
+/// host-side `runsc exec` does not pass signals on without a terminal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_stop_reaches_a_process_in_runscs_sandbox() {
+    if !need_runsc() {
+        return;
+    }
+    let r = running_in("runsc", &["--network=none"], "exec-stop-sandbox").await;
+    let session = r
+        .runtime
+        .exec_detached(&r.c, &ExecConfig::new(["sleep", "4321"]))
+        .await
+        .unwrap();
+    assert!(r.runtime.exec_alive(&r.c, &session).await.unwrap());
+    let grace = Duration::from_secs(20);
+    let began = std::time::Instant::now();
+    r.runtime.exec_stop(&r.c, &session, grace).await.unwrap();
+    assert!(began.elapsed() < grace, "SIGTERM did not reach the process");
+    let (left, _, _) = r.run(ExecConfig::new(FIND_SLEEPER)).await;
+    assert_eq!(String::from_utf8_lossy(&left), "", "left in the container");
+    r.runtime
+        .exec_wait(&r.c, &session, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(exec_dirs(&r.c), Vec::<String>::new());
     r.finish().await;
 }

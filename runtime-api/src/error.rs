@@ -66,6 +66,19 @@ pub enum RuntimeError {
         limit: Duration,
     },
 
+    /// An exec session's process ran past its own limit
+    /// ([`ExecConfig::timeout`](crate::ExecConfig::timeout)) and was
+    /// killed: the session is over and has no exit code. Unlike
+    /// [`RuntimeError::Timeout`], which says a call gave up waiting while
+    /// the process may still run, nothing is left to stop.
+    #[error("exec session {session} ran past its timeout of {limit:?} and was killed")]
+    ExecTimedOut {
+        /// The session.
+        session: String,
+        /// The session's limit.
+        limit: Duration,
+    },
+
     /// A runtime command failed.
     #[error("`{command}` failed ({}){}", status_text(.status), stderr_suffix(.stderr))]
     RuntimeFailed {
@@ -240,6 +253,13 @@ mod tests {
                 125,
             ),
             (RuntimeError::io("x", std::io::Error::other("y")), 125),
+            (
+                RuntimeError::ExecTimedOut {
+                    session: "s".into(),
+                    limit: Duration::from_secs(1),
+                },
+                125,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err}");

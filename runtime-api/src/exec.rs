@@ -52,8 +52,11 @@ pub struct ExecConfig {
     /// (`nobody`, `1000`, `tester:extra`, `1000:1000`); `None` runs the
     /// process as the container's own user and groups.
     pub user: Option<String>,
-    /// Kill the process when it runs longer than this (conmon's `-T`,
-    /// whole seconds); `None` lets it run. Must not be zero.
+    /// Kill the process when it runs longer than this; `None` lets it
+    /// run. Must not be zero. A process killed for it ends its session
+    /// with [`RuntimeError::ExecTimedOut`] (from the session's completion
+    /// or `exec_wait`) instead of an exit code, and is gone by then, inside
+    /// the container's sandbox too.
     pub timeout: Option<Duration>,
     /// How long conmon waits after the process exits before running the
     /// container's exit command for the session (conmon's `--exit-delay`).
@@ -244,7 +247,9 @@ pub struct ExecCompletion {
     /// Why the streams stopped.
     pub outcome: AttachOutcome,
     /// The process's exit code, when it exited (not after a detach or a
-    /// cancellation: then `exec_wait` gives it later).
+    /// cancellation: then `exec_wait` gives it later). A process killed at
+    /// its [`ExecConfig::timeout`] has none: the completion answers
+    /// [`RuntimeError::ExecTimedOut`].
     pub exit_code: Option<i32>,
 }
 

@@ -319,7 +319,10 @@ pub trait OciRuntime: Send + Sync {
     }
 
     /// Waits up to `timeout` for an exec session's process to exit, returns
-    /// its exit code and forgets the session ([`Feature::Exec`]).
+    /// its exit code and forgets the session ([`Feature::Exec`]). Past
+    /// `timeout` this is [`RuntimeError::Timeout`] and the session stays;
+    /// a process its own [`ExecConfig::timeout`] killed is
+    /// [`RuntimeError::ExecTimedOut`].
     async fn exec_wait(
         &self,
         container: &ContainerDescription,
@@ -331,7 +334,9 @@ pub trait OciRuntime: Send + Sync {
     }
 
     /// Stops an exec session's process: SIGTERM, then SIGKILL after
-    /// `timeout` (at once when `timeout` is zero) ([`Feature::Exec`]).
+    /// `timeout` (at once when `timeout` is zero) ([`Feature::Exec`]). The
+    /// signals reach the process itself, also where the runtime runs it in
+    /// a sandbox behind a host-side process of its own.
     async fn exec_stop(
         &self,
         container: &ContainerDescription,

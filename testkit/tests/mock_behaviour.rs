@@ -285,7 +285,16 @@ async fn execs_die_of_their_timeout_and_with_their_container() {
     let mut timed = ExecConfig::new(["sleeper"]);
     timed.timeout = Some(Duration::from_millis(20));
     let session = f.mock.exec_detached(&c, &timed).await.unwrap();
-    assert_eq!(f.mock.exec_wait(&c, &session, LIMIT).await.unwrap(), 137);
+    let err = f.mock.exec_wait(&c, &session, LIMIT).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ExecTimedOut { limit, .. } if limit == Duration::from_millis(20)),
+        "{err:?}"
+    );
+    // The session is over and forgotten.
+    assert!(matches!(
+        f.mock.exec_alive(&c, &session).await,
+        Err(RuntimeError::InvalidArgument(_))
+    ));
 
     assert!(matches!(
         f.mock.exec_detached(&c, &ExecConfig::new(["nosuch"])).await,

@@ -7,9 +7,10 @@
 //! files are waited on through (one instance for all waits).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use runtime_api::ExecSessionId;
+use runtime_api::{ContainerId, ExecSessionId};
 use state_probe::PidFd;
 use sync_pipe::SyncReader;
 
@@ -21,8 +22,42 @@ pub(crate) struct SessionState {
     /// that a wait dropped half-way leaves it for the next one.
     pub(crate) sync: tokio::sync::Mutex<SyncReader>,
     /// The exec'd process, pinned while it was known to be alive, so that
-    /// stop and liveness never reach a recycled pid.
+    /// stop and liveness never reach a recycled pid. Where the runtime
+    /// runs the process in a sandbox of its own, this is the host-side
+    /// process standing for it (runsc's `exec`, which ends with it).
     pub(crate) process: Option<PidFd>,
+    /// The process inside the runtime's sandbox, when the runtime runs it
+    /// there (runsc): signals for it go through `RUNTIME kill --pid`.
+    pub(crate) sandbox: Option<SandboxProcess>,
+    /// Set when the session's own timeout ran out and the driver killed
+    /// the process: its end is then a timeout, not an exit code.
+    pub(crate) timed_out: AtomicBool,
+}
+
+impl SessionState {
+    /// A session reporting on `sync`, whose process is `process` (and
+    /// `sandbox` inside the runtime's sandbox).
+    pub(crate) fn new(
+        sync: SyncReader,
+        process: Option<PidFd>,
+        sandbox: Option<SandboxProcess>,
+    ) -> Self {
+        Self {
+            sync: tokio::sync::Mutex::new(sync),
+            process,
+            sandbox,
+            timed_out: AtomicBool::new(false),
+        }
+    }
+}
+
+/// An exec'd process as the runtime's sandbox knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SandboxProcess {
+    /// The container the process runs in.
+    pub(crate) container: ContainerId,
+    /// Its pid inside the sandbox (runsc's `--internal-pid-file`).
+    pub(crate) pid: i32,
 }
 
 /// Sessions whose exit status nobody has read yet, by session id.
@@ -33,9 +68,11 @@ pub(crate) struct ExecRegistry {
 }
 
 impl ExecRegistry {
-    /// Records a session that was just launched.
-    pub(crate) fn insert(&self, id: ExecSessionId, state: SessionState) {
-        self.lock().insert(id, Arc::new(state));
+    /// Records a session that was just launched; returns its shared state.
+    pub(crate) fn insert(&self, id: ExecSessionId, state: SessionState) -> Arc<SessionState> {
+        let state = Arc::new(state);
+        self.lock().insert(id, Arc::clone(&state));
+        state
     }
 
     /// The state of a session whose status was not read yet.
@@ -80,13 +117,7 @@ mod tests {
             .build()
             .unwrap()
             .block_on(async { SyncReader::new(parent).unwrap() });
-        registry.insert(
-            id.clone(),
-            SessionState {
-                sync: tokio::sync::Mutex::new(sync),
-                process: None,
-            },
-        );
+        registry.insert(id.clone(), SessionState::new(sync, None, None));
         assert_eq!(registry.len(), 1);
         assert!(registry.get(&id).is_some());
         registry.remove(&id);

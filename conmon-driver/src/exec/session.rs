@@ -6,32 +6,45 @@
 //! second start byte, and conmon runs `RUNTIME exec` and reports the pid on
 //! the sync pipe. The exit code arrives later in the session's exit file.
 //! When a session ends its directory is removed and its conmon reaped.
+//!
+//! A session's own timeout (`ExecConfig::timeout`) is enforced here, not
+//! with conmon's `-T`: conmon SIGKILLs the exec process's whole process
+//! group, and runsc's host-side `exec` process is in conmon's own group, so
+//! conmon killed itself without reporting while the process went on in the
+//! sandbox. Here the process is killed where it runs (inside runsc's
+//! sandbox through `kill --pid`, and on the host with the group it leads,
+//! as conmon would), conmon reports its end as usual, and the session ends
+//! with `RuntimeError::ExecTimedOut`.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use attach::AttachSocket;
 use runtime_api::{
     AttachOptions, AttachOutcome, AttachStreams, ContainerDescription, ExecCompletion, ExecConfig,
-    ExecHandle, ExecSession, ExecSessionId, RuntimeError,
+    ExecHandle, ExecSession, ExecSessionId, RuntimeError, Signal,
 };
 use state_probe::{read_exit_file, PidFd, RuntimeStatus, StateProbe};
 use sync_pipe::{PipeNumbers, SyncPipeError, SyncReader};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use crate::errors::from_probe;
-use crate::exec::registry::{ExecRegistry, SessionState};
+use crate::exec::registry::{ExecRegistry, SandboxProcess, SessionState};
 use crate::exec::spec::{build_exec_process_as, write_process_spec, ExecCaller};
 use crate::files::create_dir_with_mode;
+use crate::files::read_pidfile;
 use crate::launch::argv::ExecArgv;
 use crate::launch::env::ConmonEnv;
 use crate::launch::process::monitor_pidfd;
+use crate::launch::process_group::{kill_group, leads_own_group};
 use crate::launch::sequence::{ConmonLaunch, LaunchPlan};
 use crate::layout::{ContainerLayout, SessionLayout};
 use crate::runtime::ConmonRuntime;
+use crate::runtime_cli::{RuntimeCli, Subcommand};
 use crate::streams::attach::{from_attach, prepare, pump};
 use crate::LaunchStage;
 
@@ -108,18 +121,21 @@ async fn launch(
         layout: files.clone(),
         launch: None,
         process: None,
+        sandbox: None,
+        sandboxed: false,
         settled: false,
     };
     match run.run(config, &id, attach, preserved).await {
-        Ok((pid, socket, sync)) => {
+        Ok(started) => {
             run.settled = true;
-            rt.exec_sessions.insert(
+            let Started { pid, socket, sync } = started;
+            let state = rt.exec_sessions.insert(
                 id.clone(),
-                SessionState {
-                    sync: tokio::sync::Mutex::new(sync),
-                    process: run.process.take(),
-                },
+                SessionState::new(sync, run.process.take(), run.sandbox.take()),
             );
+            if let Some(limit) = config.timeout {
+                enforce_timeout(rt, state, &id, limit);
+            }
             Ok(Launched {
                 session: {
                     let mut session = ExecSession::new(id, Some(pid));
@@ -137,6 +153,16 @@ async fn launch(
     }
 }
 
+/// What a launch that got the process running hands back.
+struct Started {
+    /// The exec'd process's (host) pid.
+    pid: i32,
+    /// The attach socket, for an attached session.
+    socket: Option<AttachSocket>,
+    /// conmon's sync pipe, where the exit status comes.
+    sync: SyncReader,
+}
+
 struct ExecLaunch<'a> {
     rt: &'a ConmonRuntime,
     c: &'a ContainerDescription,
@@ -147,6 +173,11 @@ struct ExecLaunch<'a> {
     launch: Option<ConmonLaunch<'a>>,
     /// The exec'd process once conmon reported it.
     process: Option<PidFd>,
+    /// The process inside the runtime's sandbox, once the runtime told.
+    sandbox: Option<SandboxProcess>,
+    /// Whether the runtime runs the process in a sandbox of its own (and
+    /// was asked for its pid there).
+    sandboxed: bool,
     /// Set once the launch succeeded or was undone.
     settled: bool,
 }
@@ -157,9 +188,10 @@ impl Drop for ExecLaunch<'_> {
     /// unattended) and writes into the session's directory; so, in the
     /// background, conmon's next report is awaited within the launch's
     /// deadline, the process it names is killed, then conmon and its
-    /// monitor, and only then is the directory removed. Without a tokio
-    /// runtime to run that on, conmon is killed (by `ConmonProcess`'s own
-    /// drop) and the directory removed at once.
+    /// monitor, and only then is the directory removed. In a sandboxing
+    /// runtime the process is killed inside the sandbox first. Without a
+    /// tokio runtime to run that on, conmon is killed (by `ConmonProcess`'s
+    /// own drop) and the directory removed at once.
     fn drop(&mut self) {
         if self.settled {
             return;
@@ -177,13 +209,54 @@ impl Drop for ExecLaunch<'_> {
         let mut abandoned = launch.abandon();
         let exit_file = self.layout.exit_file.clone();
         let kill_wait = self.rt.config.timeouts.kill_wait;
+        let in_sandbox = self.sandboxed.then(|| AbandonedInSandbox {
+            cli: self.rt.cli.clone(),
+            container: self.c.id().clone(),
+            known: self.sandbox.take(),
+            pidfile: self.layout.sandbox_pidfile.clone(),
+            limit: self.rt.config.timeouts.signal,
+        });
         handle.spawn(async move {
-            if let Some(pid) = abandoned.read_next_record().await {
+            let record = abandoned.read_next_record().await;
+            if let Some(in_sandbox) = &in_sandbox {
+                in_sandbox.kill(&exit_file).await;
+            }
+            if let Some(pid) = record {
                 kill_abandoned_process(pid, &exit_file, kill_wait).await;
             }
             abandoned.kill_all().await;
             remove_session_dir(&dir);
         });
+    }
+}
+
+/// What an abandoned launch needs to kill its process inside the runtime's
+/// sandbox.
+struct AbandonedInSandbox {
+    cli: RuntimeCli,
+    container: runtime_api::ContainerId,
+    /// The process, when the launch had read its pid already.
+    known: Option<SandboxProcess>,
+    /// Where the runtime writes that pid otherwise.
+    pidfile: PathBuf,
+    limit: Duration,
+}
+
+impl AbandonedInSandbox {
+    /// SIGKILLs the process inside the sandbox unless its exit file says
+    /// it ended.
+    async fn kill(&self, exit_file: &Path) {
+        if exit_file.exists() {
+            return;
+        }
+        let process = self.known.clone().or_else(|| {
+            let pid = read_pidfile(&self.pidfile).ok().flatten()?;
+            Some(SandboxProcess {
+                container: self.container.clone(),
+                pid,
+            })
+        });
+        signal_in_sandbox(&self.cli, process.as_ref(), Signal::KILL, self.limit).await;
     }
 }
 
@@ -211,7 +284,7 @@ impl ExecLaunch<'_> {
         id: &ExecSessionId,
         attach: bool,
         preserved: Vec<OwnedFd>,
-    ) -> Result<(i32, Option<AttachSocket>, SyncReader), RuntimeError> {
+    ) -> Result<Started, RuntimeError> {
         let rt = self.rt;
         let c = self.c;
         let layout = self.layout.clone();
@@ -244,6 +317,8 @@ impl ExecLaunch<'_> {
         create_dir_with_mode(&layout.persist_dir, 0o700)?;
 
         let pipes = PipeNumbers::new(preserved.len() as u32, true);
+        let sandboxed = rt.exec_reports_sandbox_pid().await;
+        self.sandboxed = sandboxed;
         let argv = ExecArgv {
             config: &rt.config,
             runtime_path: &rt.runtime_path,
@@ -253,9 +328,11 @@ impl ExecLaunch<'_> {
             json_errors: rt.listed_in(&rt.config.runtimes_with_json_errors),
             terminal: config.terminal,
             stdin: config.stdin,
-            timeout_secs: config.timeout.map(|t| t.as_secs().max(1)),
+            // Enforced by the driver (see the module's documentation).
+            timeout_secs: None,
             exit_delay_secs: config.exit_delay.map(|d| d.as_secs()),
             preserve_fds: config.preserve_fds,
+            sandbox_pidfile: sandboxed.then_some(layout.sandbox_pidfile.as_path()),
         }
         .build();
         let env: Vec<(String, String)> = ConmonEnv {
@@ -306,23 +383,50 @@ impl ExecLaunch<'_> {
         // possible, and needs the pid to cycle in microseconds.)
         let pinned = PidFd::open(pid).map_err(|e| from_probe("opening the exec's pidfd", e))?;
         self.process = pinned.filter(|_| !layout.exit_file.exists());
+        // runsc writes the pid inside its sandbox before the host pid that
+        // conmon just reported.
+        if sandboxed {
+            let pid = read_pidfile(&layout.sandbox_pidfile)?.ok_or_else(|| {
+                RuntimeError::io(
+                    format!("reading {}", layout.sandbox_pidfile.display()),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the runtime's exec wrote no --internal-pid-file",
+                    ),
+                )
+            })?;
+            self.sandbox = Some(SandboxProcess {
+                container: c.id().clone(),
+                pid,
+            });
+        }
         let monitor_pid = launch.monitor_pid()?;
-        debug!(container = %c.id(), session = %id, pid, monitor_pid, "exec session started");
+        let sandbox_pid = self.sandbox.as_ref().map(|s| s.pid);
+        debug!(container = %c.id(), session = %id, pid, ?sandbox_pid, monitor_pid, "exec session started");
         let Some(sync) = self.launch.take().and_then(ConmonLaunch::finish) else {
             return Err(RuntimeError::io(
                 "an exec session's sync pipe",
                 std::io::Error::other("the launch kept no sync pipe"),
             ));
         };
-        Ok((pid, socket, sync))
+        Ok(Started { pid, socket, sync })
     }
 
-    /// Kills the exec'd process if it was started, conmon and its monitor
+    /// Kills the exec'd process if it was started (inside the runtime's
+    /// sandbox too, once its pid there is known), conmon and its monitor
     /// (which would otherwise run the process unattended: it takes a
     /// closed start pipe as "go"), and removes the session's directory.
     async fn undo(&mut self) {
         self.settled = true;
         let limit = self.rt.config.timeouts.kill_wait;
+        let sandbox = self.sandbox.take();
+        signal_in_sandbox(
+            &self.rt.cli,
+            sandbox.as_ref(),
+            Signal::KILL,
+            self.rt.config.timeouts.signal,
+        )
+        .await;
         if let Some(process) = self.process.take() {
             let _ = process.send_signal(libc::SIGKILL);
             let _ = process.exited(limit).await;
@@ -344,51 +448,40 @@ fn remove_session_dir(dir: &Path) {
     }
 }
 
-/// How an exec session ended, as conmon reported it.
-enum ExitReport {
-    /// The process exited with this code.
-    Code(i32),
-    /// conmon killed the process when its `-T` limit passed.
-    KilledAfterTimeout,
-}
-
 /// The exit status conmon sends on the sync pipe after the exec's pid.
 async fn read_exit_status(
     sync: &mut SyncReader,
     files: &SessionLayout,
     limit: Duration,
-) -> Result<ExitReport, RuntimeError> {
+) -> Result<i32, RuntimeError> {
     let operation = "waiting for an exec session to exit";
     match sync.read_record(limit).await {
-        Ok(record) if !record.is_failure() => i32::try_from(record.data)
-            .map(ExitReport::Code)
-            .map_err(|_| {
-                crate::LaunchError::new(
-                    LaunchStage::SyncRecord,
-                    format!("conmon reported an impossible exit status {}", record.data),
-                    String::new(),
-                )
-                .into_runtime_error("an exec session")
-            }),
-        Ok(record) => {
-            let message = record.message.unwrap_or_default();
-            if message.contains("timed out") {
-                Ok(ExitReport::KilledAfterTimeout)
-            } else {
-                Err(crate::LaunchError::new(
-                    LaunchStage::SyncRecord,
-                    format!("conmon reported failure {}: {message}", record.data),
-                    String::new(),
-                )
-                .into_runtime_error("an exec session"))
-            }
-        }
+        Ok(record) if !record.is_failure() => i32::try_from(record.data).map_err(|_| {
+            crate::LaunchError::new(
+                LaunchStage::SyncRecord,
+                format!("conmon reported an impossible exit status {}", record.data),
+                String::new(),
+            )
+            .into_runtime_error("an exec session")
+        }),
+        // conmon is never given its own `-T` here, so a failure record is
+        // a failure, whatever its words.
+        Ok(record) => Err(crate::LaunchError::new(
+            LaunchStage::SyncRecord,
+            format!(
+                "conmon reported failure {}: {}",
+                record.data,
+                record.message.unwrap_or_default()
+            ),
+            String::new(),
+        )
+        .into_runtime_error("an exec session")),
         Err(SyncPipeError::Timeout { .. }) => Err(RuntimeError::Timeout {
             operation: operation.into(),
             limit,
         }),
         Err(SyncPipeError::Eof) => match read_exit_file(&files.exit_file) {
-            Ok(Some(record)) => Ok(ExitReport::Code(record.code)),
+            Ok(Some(record)) => Ok(record.code),
             Ok(None) => Err(crate::LaunchError::new(
                 LaunchStage::SyncRecord,
                 "the exec session's conmon exited without reporting an exit status",
@@ -474,7 +567,7 @@ pub(crate) async fn wait_and_clean(
     limit: Duration,
 ) -> Result<i32, RuntimeError> {
     let state = registry.get(&session.id);
-    let report = match state {
+    let report = match &state {
         Some(state) => {
             // The reader stays in the state until a result is definitive,
             // so a wait dropped (or timed out) here leaves it for the next.
@@ -500,24 +593,106 @@ pub(crate) async fn wait_and_clean(
                 }
             }
         }
-        None => wait_exit_file(registry.exit_watcher(), files, &session.id, limit)
-            .await
-            .map(ExitReport::Code),
+        None => wait_exit_file(registry.exit_watcher(), files, &session.id, limit).await,
     };
     // Whatever the outcome, the process is over: the session is done.
     finish_session(files, &session.id, exit_delay, kill_wait).await;
-    match report? {
-        // conmon writes -1 to the exit files of an exec it killed at its
-        // timeout (the sync pipe says so in words).
-        ExitReport::Code(-1) if session.timeout.is_some() => Err(RuntimeError::Timeout {
-            operation: format!("exec session {} (conmon killed its process)", session.id),
+    let timed_out = state
+        .as_ref()
+        .is_some_and(|state| state.timed_out.load(Ordering::SeqCst));
+    if timed_out {
+        // The code is that of the kill; how it was reported matters no more.
+        if let Err(e) = &report {
+            debug!(session = %session.id, error = %e, "the status of a timed-out exec");
+        }
+        return Err(RuntimeError::ExecTimedOut {
+            session: session.id.to_string(),
             limit: session.timeout.unwrap_or_default(),
-        }),
-        ExitReport::Code(code) => Ok(code),
-        ExitReport::KilledAfterTimeout => Err(RuntimeError::Timeout {
-            operation: format!("exec session {} (conmon killed its process)", session.id),
-            limit: session.timeout.unwrap_or_default(),
-        }),
+        });
+    }
+    report
+}
+
+/// Kills the session's process once it runs past `limit`, unless it ended
+/// before: a task of its own, so that the limit holds whether or not
+/// anyone waits on the session. It ends with the process.
+fn enforce_timeout(
+    rt: &ConmonRuntime,
+    state: Arc<SessionState>,
+    session: &ExecSessionId,
+    limit: Duration,
+) {
+    if state.process.is_none() {
+        // Already over when it was to be pinned.
+        return;
+    }
+    let cli = rt.cli.clone();
+    let signal_limit = rt.config.timeouts.signal;
+    let kill_wait = rt.config.timeouts.kill_wait;
+    let span = tracing::info_span!("exec_timeout", session = %session);
+    tokio::spawn(
+        async move {
+            let Some(process) = state.process.as_ref() else {
+                return;
+            };
+            match process.exited(limit).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Recorded first: whoever reads the end must see why.
+                    state.timed_out.store(true, Ordering::SeqCst);
+                    debug!(?limit, "exec ran past its timeout; killing it");
+                    kill_session_process(&cli, &state, signal_limit, kill_wait).await;
+                }
+                Err(e) => warn!(error = %e, "cannot watch an exec for its timeout"),
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// SIGKILLs a session's process where it runs: inside the runtime's
+/// sandbox through `kill --pid`, and on the host with the process group
+/// it leads (as conmon's `-T` does), or alone when it leads none (runsc's
+/// host-side `exec` is in conmon's group).
+async fn kill_session_process(
+    cli: &RuntimeCli,
+    state: &SessionState,
+    signal_limit: Duration,
+    kill_wait: Duration,
+) {
+    signal_in_sandbox(cli, state.sandbox.as_ref(), Signal::KILL, signal_limit).await;
+    let Some(process) = state.process.as_ref() else {
+        return;
+    };
+    if leads_own_group(process) {
+        let survivors = kill_group(process.pid(), kill_wait).await;
+        if !survivors.is_empty() {
+            warn!(?survivors, "processes of a timed-out exec survived SIGKILL");
+        }
+    } else if let Err(e) = process.send_signal(libc::SIGKILL) {
+        debug!(error = %e, "killing a timed-out exec's process");
+    }
+}
+
+/// Sends `signal` to an exec'd process inside the runtime's sandbox, when
+/// the runtime runs it there; a failure is logged (the process may have
+/// ended already).
+async fn signal_in_sandbox(
+    cli: &RuntimeCli,
+    sandbox: Option<&SandboxProcess>,
+    signal: Signal,
+    limit: Duration,
+) {
+    let Some(sandbox) = sandbox else {
+        return;
+    };
+    let sub = Subcommand::KillProcess {
+        id: &sandbox.container,
+        pid: sandbox.pid,
+        signal,
+    };
+    if let Err(e) = cli.run(sub, limit).await {
+        debug!(pid = sandbox.pid, %signal, error = %e, "signalling an exec inside the sandbox");
     }
 }
 
@@ -647,10 +822,17 @@ pub(crate) async fn exec_stop(
     let Some(pidfd) = state.process.as_ref() else {
         return Ok(());
     };
+    let signal_limit = rt.config.timeouts.signal;
     if !timeout.is_zero() {
-        pidfd
-            .send_signal(libc::SIGTERM)
-            .map_err(|e| from_probe(&operation, e))?;
+        if state.sandbox.is_some() {
+            // The host-side process would die of SIGTERM without passing
+            // it on; it ends when the sandboxed process does.
+            signal_in_sandbox(&rt.cli, state.sandbox.as_ref(), Signal::TERM, signal_limit).await;
+        } else {
+            pidfd
+                .send_signal(libc::SIGTERM)
+                .map_err(|e| from_probe(&operation, e))?;
+        }
         if pidfd
             .exited(timeout)
             .await
@@ -659,6 +841,7 @@ pub(crate) async fn exec_stop(
             return Ok(());
         }
     }
+    signal_in_sandbox(&rt.cli, state.sandbox.as_ref(), Signal::KILL, signal_limit).await;
     pidfd
         .send_signal(libc::SIGKILL)
         .map_err(|e| from_probe(&operation, e))?;
@@ -740,10 +923,7 @@ mod tests {
         let (parent, _) = sync_pipe::seqpacket_pair().unwrap();
         registry.insert(
             id.clone(),
-            SessionState {
-                sync: tokio::sync::Mutex::new(SyncReader::new(parent).unwrap()),
-                process: None,
-            },
+            SessionState::new(SyncReader::new(parent).unwrap(), None, None),
         );
         let settle = Settle {
             registry: Arc::clone(&registry),

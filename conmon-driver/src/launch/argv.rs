@@ -247,12 +247,18 @@ pub struct ExecArgv<'a> {
     pub terminal: bool,
     /// Keep stdin open for the attached client.
     pub stdin: bool,
-    /// conmon's `-T`: kill the process after this many seconds.
+    /// conmon's `-T`: kill the process after this many seconds. The
+    /// driver itself leaves it unset and enforces `ExecConfig::timeout` on
+    /// its own (conmon SIGKILLs the exec process's whole process group,
+    /// which for runsc is conmon's own).
     pub timeout_secs: Option<u64>,
     /// conmon's `--exit-delay`.
     pub exit_delay_secs: Option<u64>,
     /// fds passed to the process (the runtime's `--preserve-fds`).
     pub preserve_fds: u32,
+    /// Where the runtime writes the process's pid inside its sandbox (the
+    /// runtime's `--internal-pid-file`, for runtimes whose `exec` has it).
+    pub sandbox_pidfile: Option<&'a Path>,
 }
 
 impl ExecArgv<'_> {
@@ -277,6 +283,10 @@ impl ExecArgv<'_> {
             args.push("--runtime-opt").push("--preserve-fds");
             args.push("--runtime-opt")
                 .push(self.preserve_fds.to_string());
+        }
+        if let Some(path) = self.sandbox_pidfile {
+            args.push("--runtime-opt").push("--internal-pid-file");
+            args.push("--runtime-opt").push(path);
         }
         if self.terminal {
             args.push("-t");

@@ -27,6 +27,13 @@ fn process_group_of(pid: i32) -> Option<i32> {
     after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// Whether the pinned process leads a process group of its own (its pid
+/// is its group's id): killing that group reaches what it started and
+/// nothing else.
+pub(crate) fn leads_own_group(process: &PidFd) -> bool {
+    process_group_of(process.pid()) == Some(process.pid())
+}
+
 /// SIGKILLs every member of `pgid` and waits, on pidfds, for each to die.
 /// Returns the pids that were still alive after `limit`.
 pub(crate) async fn kill_group(pgid: i32, limit: Duration) -> Vec<i32> {

@@ -29,16 +29,36 @@ impl ConmonRuntime {
     /// Whether the runtime's `exec` takes `--tty`, which conmon passes for
     /// an exec with a terminal. runsc's `exec` has no such flag.
     pub(crate) async fn supports_exec_terminal(&self) -> bool {
+        self.exec_flags().await.tty
+    }
+
+    /// Whether the runtime's `exec` runs its process inside a sandbox of
+    /// its own behind a host-side process, telling the process's pid there
+    /// through `--internal-pid-file` (runsc). Signals for such a process
+    /// go through `kill --pid`: the host-side process does not pass them on.
+    pub(crate) async fn exec_reports_sandbox_pid(&self) -> bool {
+        self.exec_flags().await.internal_pid_file
+    }
+
+    /// The flags of the runtime's `exec`, probed once from its help.
+    async fn exec_flags(&self) -> ExecFlags {
         *self
-            .exec_terminal_support
+            .exec_flags
             .get_or_init(|| async {
+                // The help is read whatever the exit status: runsc prints
+                // it on stderr and exits non-zero.
                 match self
                     .cli
-                    .run(Subcommand::ExecHelp, self.config.timeouts.probe)
+                    .output(Subcommand::ExecHelp, self.config.timeouts.probe)
                     .await
                 {
-                    Ok(out) => mentions_tty_flag(&out.stdout) || mentions_tty_flag(&out.stderr),
-                    Err(_) => false,
+                    Ok(out) => {
+                        ExecFlags::from_help(&out.stdout).or(ExecFlags::from_help(&out.stderr))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the runtime's exec help");
+                        ExecFlags::default()
+                    }
                 }
             })
             .await
@@ -68,25 +88,59 @@ impl ConmonRuntime {
     }
 }
 
-/// Whether a help text lists a `--tty` flag (`--tty`, `-tty` or `--tty=`).
-fn mentions_tty_flag(help: &[u8]) -> bool {
-    String::from_utf8_lossy(help)
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=')
-        .any(|word| word == "--tty" || word == "-tty")
+/// What the runtime's `exec --help` lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ExecFlags {
+    /// `--tty` (`--tty`, `-tty` or `--tty=`).
+    pub(crate) tty: bool,
+    /// `--internal-pid-file`.
+    pub(crate) internal_pid_file: bool,
+}
+
+impl ExecFlags {
+    fn from_help(help: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(help);
+        let mut flags = Self::default();
+        for word in text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=') {
+            match word.trim_start_matches('-') {
+                "tty" if word.starts_with('-') => flags.tty = true,
+                "internal-pid-file" if word.starts_with('-') => flags.internal_pid_file = true,
+                _ => {}
+            }
+        }
+        flags
+    }
+
+    /// The flags either help text lists (runtimes print help on stdout or
+    /// stderr).
+    fn or(self, other: Self) -> Self {
+        Self {
+            tty: self.tty || other.tty,
+            internal_pid_file: self.internal_pid_file || other.internal_pid_file,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mentions_tty_flag;
+    use super::ExecFlags;
 
     #[test]
-    fn tty_flag_is_found_in_runc_and_crun_help_but_not_in_runsc_help() {
+    fn exec_flags_are_read_from_runc_crun_and_runsc_help() {
         let runc = b"   --tty, -t                          allocate a pseudo-TTY";
         let crun = b"  -t, --tty[=TTY]            allocate a pseudo-TTY";
         let runsc = b"  -internal-pid-file string\n    \tfilename ... of the tty\n";
-        assert!(mentions_tty_flag(runc));
-        assert!(mentions_tty_flag(crun));
-        assert!(!mentions_tty_flag(runsc));
-        assert!(!mentions_tty_flag(b"--ttyfoo"));
+        let flags = |tty, internal_pid_file| ExecFlags {
+            tty,
+            internal_pid_file,
+        };
+        assert_eq!(ExecFlags::from_help(runc), flags(true, false));
+        assert_eq!(ExecFlags::from_help(crun), flags(true, false));
+        assert_eq!(ExecFlags::from_help(runsc), flags(false, true));
+        assert_eq!(ExecFlags::from_help(b"--ttyfoo tty"), flags(false, false));
+        assert_eq!(
+            ExecFlags::from_help(runc).or(ExecFlags::from_help(runsc)),
+            flags(true, true)
+        );
     }
 }

@@ -292,6 +292,12 @@ pub fn cases() -> Vec<Case> {
             features::exec_stop
         ),
         case!(
+            "an exec past its own timeout is killed and answers ExecTimedOut",
+            "exec",
+            exec,
+            features::exec_timeout
+        ),
+        case!(
             "exec into an exited container is ContainerNotRunning",
             "exec",
             exec,

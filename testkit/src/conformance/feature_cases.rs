@@ -274,6 +274,42 @@ pub(crate) async fn exec_stop(ctx: &Context<'_>) -> Result<(), String> {
     }
 }
 
+pub(crate) async fn exec_timeout(ctx: &Context<'_>) -> Result<(), String> {
+    let c = ctx.started(Workload::UntilSignalled).await?;
+    let limit = Duration::from_secs(1);
+    let mut config = ctx.target().exec_config(&Workload::IgnoreTerm);
+    config.timeout = Some(limit);
+    let streams = AttachStreams::new(None, Some(Collector::default().sink()), None);
+    let began = Instant::now();
+    let handle = ctx
+        .runtime()
+        .exec(&c, &config, streams, AttachOptions::default())
+        .await
+        .map_err(|e| unexpected("exec", &e))?;
+    let session = handle.session.clone();
+    let ended = tokio::time::timeout(limit + PATIENCE, handle.completion)
+        .await
+        .map_err(|_| format!("the exec was not ended within {PATIENCE:?} of its timeout"))?;
+    let took = began.elapsed();
+    match ended {
+        Err(RuntimeError::ExecTimedOut { .. }) => {}
+        Err(e) => return Err(unexpected("exec completion", &e)),
+        Ok(done) => {
+            return Err(format!(
+                "a process past its timeout ended as {done:?}, not ExecTimedOut"
+            ))
+        }
+    }
+    check(took >= limit, || {
+        format!("ExecTimedOut after {took:?}, before the {limit:?} limit")
+    })?;
+    match ctx.runtime().exec_alive(&c, &session).await {
+        Ok(true) => Err("exec_alive is still true after ExecTimedOut".into()),
+        Err(e @ RuntimeError::Unsupported { .. }) => Err(unexpected("exec_alive", &e)),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) async fn exec_exited(ctx: &Context<'_>) -> Result<(), String> {
     let c = ctx.started(Workload::Exit(0)).await?;
     wait_code(ctx, &c).await?;

@@ -249,6 +249,13 @@ fn timeout(operation: String, limit: Duration) -> RuntimeError {
     RuntimeError::Timeout { operation, limit }
 }
 
+fn exec_timed_out(session: &ExecSessionId, limit: Option<Duration>) -> RuntimeError {
+    RuntimeError::ExecTimedOut {
+        session: session.to_string(),
+        limit: limit.unwrap_or_default(),
+    }
+}
+
 impl MockRuntime {
     /// A mock offering every optional feature.
     pub fn new() -> Self {
@@ -462,7 +469,7 @@ impl MockRuntime {
             };
             tokio::select! {
                 _ = container_process.exited() => session_process.signal(9),
-                () = expired => session_process.signal(9),
+                () = expired => session_process.kill_for_timeout(),
                 _ = session_process.exited() => {}
             }
         });
@@ -674,6 +681,7 @@ impl OciRuntime for MockRuntime {
         let inner = Arc::clone(&self.inner);
         let container = c.id().clone();
         let id = session.id.clone();
+        let limit = config.timeout;
         let completion = Box::pin(async move {
             let outcome =
                 streams::pump(Arc::clone(&process), output, streams, options, keys, ends).await?;
@@ -684,6 +692,9 @@ impl OciRuntime for MockRuntime {
             };
             if exit_code.is_some() {
                 Self::forget_session(&inner, &container, &id);
+                if process.timed_out() {
+                    return Err(exec_timed_out(&id, limit));
+                }
             }
             Ok(ExecCompletion::new(outcome, exit_code))
         });
@@ -726,6 +737,9 @@ impl OciRuntime for MockRuntime {
             )
         })?;
         Self::forget_session(&self.inner, c.id(), &session.id);
+        if process.timed_out() {
+            return Err(exec_timed_out(&session.id, session.timeout));
+        }
         Ok(code)
     }
 

@@ -6,6 +6,7 @@
 //! in the mock or its tests sleeps to synchronise with it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -172,6 +173,8 @@ pub(crate) struct Process {
     output: broadcast::Sender<Output>,
     exit: watch::Sender<Option<i32>>,
     not_started: Mutex<Option<Receivers>>,
+    /// Killed because its exec session's timeout ran out.
+    timed_out: AtomicBool,
 }
 
 impl std::fmt::Debug for Receivers {
@@ -203,6 +206,7 @@ impl Process {
                 stdin: stdin_rx,
                 resizes: resizes_rx,
             })),
+            timed_out: AtomicBool::new(false),
         })
     }
 
@@ -248,6 +252,21 @@ impl Process {
             // output also finds the code.
             let _ = self.output.send(Output::End);
         }
+    }
+
+    /// Kills a process that still runs because its exec session's timeout
+    /// ran out; its end then reads as that timeout.
+    pub(crate) fn kill_for_timeout(&self) {
+        if self.exit_code().is_none() {
+            // Recorded before the kill: whoever sees the exit sees why.
+            self.timed_out.store(true, Ordering::SeqCst);
+            self.signal(9);
+        }
+    }
+
+    /// Whether [`kill_for_timeout`](Self::kill_for_timeout) ended it.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::SeqCst)
     }
 
     pub(crate) fn signal(&self, signal: i32) {
