@@ -106,7 +106,10 @@ pub fn runtime_code(error: &RuntimeError) -> Code {
             Code::FailedPrecondition
         }
         RuntimeError::Unsupported { .. } => Code::Unimplemented,
-        RuntimeError::Timeout { .. } => Code::DeadlineExceeded,
+        // A call that ran out of time, and an exec its own timeout killed
+        // (the kubelet reads DeadlineExceeded from ExecSync as a timed-out
+        // probe).
+        RuntimeError::Timeout { .. } | RuntimeError::ExecTimedOut { .. } => Code::DeadlineExceeded,
         _ => Code::Internal,
     }
 }
@@ -167,6 +170,14 @@ mod tests {
             (
                 RuntimeError::Timeout {
                     operation: "o".into(),
+                    limit: std::time::Duration::from_secs(1),
+                }
+                .into(),
+                Code::DeadlineExceeded,
+            ),
+            (
+                RuntimeError::ExecTimedOut {
+                    session: "s".into(),
                     limit: std::time::Duration::from_secs(1),
                 }
                 .into(),

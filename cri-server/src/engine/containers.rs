@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use runtime_api::{
@@ -418,9 +418,11 @@ impl Engine {
     }
 
     /// `ExecSync`: runs `cmd` in the container through the runtime's exec
-    /// feature, collecting its output. A `timeout` (zero for none) past
-    /// which the process is killed answers `DeadlineExceeded`, as the
-    /// kubelet's probes expect.
+    /// feature, collecting its output. A `timeout` (zero for none) is the
+    /// exec's own: the runtime kills the process past it and ends the
+    /// session with `RuntimeError::ExecTimedOut`, answered
+    /// `DeadlineExceeded`, which the kubelet reads as a failed probe (as
+    /// containerd answers).
     pub async fn exec_sync(
         &self,
         id: &str,
@@ -444,14 +446,12 @@ impl Engine {
         }
         let mut config = ExecConfig::new(cmd);
         if !timeout.is_zero() {
-            // Whole seconds, as conmon counts them; CRI gives seconds too.
             config.timeout = Some(timeout);
         }
         let limit = self.config.exec_sync_output_limit;
         let stdout = CappedSink::new(limit);
         let stderr = CappedSink::new(limit);
         let streams = AttachStreams::new(None, Some(stdout.sink()), Some(stderr.sink()));
-        let began = Instant::now();
         let handle = bounded(
             format!("starting exec in container {id}"),
             limits.call,
@@ -459,12 +459,15 @@ impl Engine {
         )
         .await?;
         let session = handle.session.clone();
+        // The exec's own timeout is the runtime's to enforce; this bound
+        // holds the server's call to it even if the runtime fails to.
         let overall = if timeout.is_zero() {
             limits.exec_sync_max
         } else {
             timeout + limits.kill_wait
         };
         let completion = match tokio::time::timeout(overall, handle.completion).await {
+            // ExecTimedOut included: its code is DeadlineExceeded.
             Ok(result) => result?,
             Err(_) => {
                 let _ = bounded(
@@ -478,11 +481,6 @@ impl Engine {
                 )));
             }
         };
-        if !timeout.is_zero() && began.elapsed() >= timeout {
-            return Err(CriError::DeadlineExceeded(format!(
-                "command timed out after {timeout:?} in container {id} and was killed"
-            )));
-        }
         let exit_code = match completion.exit_code {
             Some(code) => code,
             None => {

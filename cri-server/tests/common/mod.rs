@@ -288,6 +288,48 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+            // Not finished: the test failed half-way. Its containers must
+            // not outlive it (other runs count leftovers).
+            delete_containers_under(self.dir.path());
+        }
+    }
+}
+
+/// Force-deletes every runc and runsc container whose bundle lies under
+/// `dir`, each call bounded by coreutils' `timeout`.
+fn delete_containers_under(dir: &Path) {
+    let run = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .arg("30")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+    };
+    for (runtime, flags) in [("runc", &[][..]), ("runsc", &["--network=none"][..])] {
+        if !testkit::Need::Binary(runtime).is_met() {
+            continue;
+        }
+        let mut list = vec![runtime];
+        list.extend_from_slice(flags);
+        list.extend(["list", "--format", "json"]);
+        let Some(out) = run(&list) else { continue };
+        let listed: Vec<serde_json::Value> = serde_json::from_slice::<Option<Vec<_>>>(&out.stdout)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        for c in listed {
+            let (Some(id), Some(bundle)) = (c["id"].as_str(), c["bundle"].as_str()) else {
+                continue;
+            };
+            if Path::new(bundle).starts_with(dir) {
+                let mut delete = vec![runtime];
+                delete.extend_from_slice(flags);
+                delete.extend(["delete", "--force", id]);
+                eprintln!("deleting {runtime} container {id} left by the failed test");
+                let _ = run(&delete);
+            }
         }
     }
 }
@@ -382,6 +424,29 @@ pub async fn exec(
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// critest's "runtime should support execSync with timeout": `sleep 4321`
+/// with a 1 s timeout answers DeadlineExceeded (what the kubelet reads as a
+/// timed-out probe) well before it would end, and no `sleep 4321` is left
+/// in the container afterwards.
+pub async fn assert_exec_sync_timeout(client: &mut RuntimeServiceClient<Channel>, id: &str) {
+    let began = std::time::Instant::now();
+    let err = exec(client, id, &["sleep", "4321"], 1).await.unwrap_err();
+    let took = began.elapsed();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    // The bracket keeps the shell's own command line from matching.
+    let left = exec_text(
+        client,
+        id,
+        &["sh", "-c", "ps | grep '[s]leep 4321' || true"],
+    )
+    .await;
+    assert_eq!(left, "", "the timed-out process is left in the container");
 }
 
 /// The stdout of a successful exec as text, trimmed.
