@@ -274,8 +274,9 @@ fn validate_hostname(name: &str) -> Result<()> {
 }
 
 /// The default spec with `namespaces` and, on the host's network, `/sys`
-/// bound from the host (sysfs cannot be mounted outside a network
-/// namespace of one's own).
+/// bound read-only from the host, as CRI-O does. A container joining the
+/// pod's network namespace mounts a sysfs of its own, which shows that
+/// namespace's interfaces (a bind of the host's would show the host's).
 fn base_spec(namespaces: &PodNamespaces, privileged: bool) -> Result<Spec> {
     let mut spec = Spec::default();
     // The library's default names a hostname; a container joining the
@@ -293,7 +294,7 @@ fn base_spec(namespaces: &PodNamespaces, privileged: bool) -> Result<Spec> {
     for mount in &mut mounts {
         let is_sys = mount.destination() == Path::new("/sys");
         let is_cgroup = mount.destination() == Path::new("/sys/fs/cgroup");
-        if is_sys && namespaces.network != Join::New {
+        if is_sys && namespaces.network == Join::Host {
             mount.set_typ(Some("bind".into()));
             mount.set_source(Some(PathBuf::from("/sys")));
             mount.set_options(Some(vec![
@@ -957,5 +958,26 @@ mod tests {
             "a joining container must not rename the pod"
         );
         assert!(!types.contains(&LinuxNamespaceType::Network));
+        // sysfs of its own in the pod's network namespace (it shows only
+        // the pod's interfaces); the host's, bound, on the host's network.
+        let sys_type = |spec: &Spec| {
+            spec.mounts()
+                .iter()
+                .flatten()
+                .find(|m| m.destination() == Path::new("/sys"))
+                .and_then(|m| m.typ().clone())
+        };
+        assert_eq!(sys_type(&c).as_deref(), Some("sysfs"));
+        let on_host = container_spec(&ContainerInputs {
+            config: &config(&["sh"], &[]),
+            pod: &cri::PodSandboxConfig::default(),
+            image: &ImageRuntimeConfig::default(),
+            rootfs: Path::new("/nonexistent"),
+            namespaces: host.for_container(42, cri::NamespaceMode::Container),
+            cgroups_path: None,
+            annotations: HashMap::new(),
+        })
+        .unwrap();
+        assert_eq!(sys_type(&on_host).as_deref(), Some("bind"));
     }
 }
