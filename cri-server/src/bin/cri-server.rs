@@ -101,7 +101,7 @@ fn server_config(args: ServeArgs) -> Result<ServerConfig, CliError> {
             .map(|(_, f)| f.clone())
             .collect();
         let runtime: Arc<dyn OciRuntime> = Arc::new(ConmonRuntime::new(conmon)?);
-        let join = if args.isolated.iter().any(|i| *i == short) {
+        let join = if args.isolated.contains(&short) {
             PodNamespaceJoin::Isolated
         } else {
             PodNamespaceJoin::Paths
