@@ -203,6 +203,43 @@ pub struct ContainerInputs<'a> {
     pub cgroups_path: Option<String>,
     /// Annotations to add to the spec (the runtime handler's pod markers).
     pub annotations: HashMap<String, String>,
+    /// The pod's `resolv.conf` (from its DNS config), bound read-only at
+    /// `/etc/resolv.conf` unless the request mounts that path itself.
+    pub resolv_conf: Option<std::path::PathBuf>,
+}
+
+/// The text of a `resolv.conf` for the pod's DNS config: one `nameserver`
+/// line per server, then `search` and `options` lines, as the kubelet's
+/// other runtimes write it. An entry holding white space or a line break
+/// is refused (it would change the file's meaning).
+pub fn resolv_conf_text(dns: &cri::DnsConfig) -> Result<String> {
+    let check = |what: &str, value: &str| {
+        if value.is_empty() || value.chars().any(char::is_whitespace) {
+            Err(CriError::InvalidArgument(format!(
+                "DNS {what} {value:?} is empty or holds white space"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let mut text = String::new();
+    for server in &dns.servers {
+        check("server", server)?;
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    for search in &dns.searches {
+        check("search domain", search)?;
+    }
+    for option in &dns.options {
+        check("option", option)?;
+    }
+    if !dns.searches.is_empty() {
+        text.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    if !dns.options.is_empty() {
+        text.push_str(&format!("options {}\n", dns.options.join(" ")));
+    }
+    Ok(text)
 }
 
 /// The OCI spec of the pod's infra container: `args` as its process, the
@@ -474,6 +511,17 @@ pub fn container_spec(inputs: &ContainerInputs<'_>) -> Result<Spec> {
     spec.set_process(Some(process));
 
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if let Some(resolv_conf) = &inputs.resolv_conf {
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/etc/resolv.conf")
+                .typ("bind")
+                .source(resolv_conf)
+                .options(vec!["rbind".to_string(), "ro".to_string()])
+                .build()
+                .map_err(spec_error)?,
+        );
+    }
     for mount in &config.mounts {
         let bind = bind_mount(mount)?;
         mounts.retain(|m| m.destination() != bind.destination());
@@ -834,6 +882,27 @@ mod tests {
     }
 
     #[test]
+    fn dns_config_becomes_resolv_conf_and_white_space_is_refused() {
+        let dns = cri::DnsConfig {
+            servers: vec!["10.96.0.10".into(), "1.1.1.1".into()],
+            searches: vec!["default.svc.cluster.local".into(), "cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        };
+        assert_eq!(
+            resolv_conf_text(&dns).unwrap(),
+            "nameserver 10.96.0.10\nnameserver 1.1.1.1\nsearch default.svc.cluster.local cluster.local\noptions ndots:5\n"
+        );
+        let bad = cri::DnsConfig {
+            servers: vec!["10.0.0.1\nnameserver 6.6.6.6".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolv_conf_text(&bad),
+            Err(CriError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
     fn command_and_args_follow_kubernetes_rules() {
         let img = image(&["/entry"], &["cmd"]);
         let cases: [(&[&str], &[&str], &[&str]); 4] = [
@@ -950,6 +1019,7 @@ mod tests {
             namespaces: infra.for_container(42, cri::NamespaceMode::Container),
             cgroups_path: None,
             annotations: HashMap::new(),
+            resolv_conf: None,
         })
         .unwrap();
         assert_eq!(
@@ -976,6 +1046,7 @@ mod tests {
             namespaces: host.for_container(42, cri::NamespaceMode::Container),
             cgroups_path: None,
             annotations: HashMap::new(),
+            resolv_conf: None,
         })
         .unwrap();
         assert_eq!(sys_type(&on_host).as_deref(), Some("bind"));

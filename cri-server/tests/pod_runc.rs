@@ -32,8 +32,34 @@ async fn containers_in_one_pod_share_network_ipc_and_hostname() {
     }
     let mut s = runc_server().await;
     let log_dir = s.log_dir("shared");
-    let pod_config = pod_config("shared", &log_dir);
+    let mut pod_config = pod_config("shared", &log_dir);
+    pod_config.dns_config = Some(cri::DnsConfig {
+        servers: vec!["10.96.0.10".into()],
+        searches: vec!["default.svc.cluster.local".into()],
+        options: vec!["ndots:5".into()],
+    });
+    pod_config.port_mappings = vec![cri::PortMapping {
+        protocol: cri::Protocol::Tcp as i32,
+        container_port: 80,
+        host_port: 8080,
+        host_ip: String::new(),
+    }];
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runc").await;
+    // The port mappings are recorded with the pod (nothing forwards them
+    // without CNI) and shown in its verbose status.
+    let info = s
+        .runtime
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    assert_eq!(info["portMappings"][0]["containerPort"], 80, "{info}");
+    assert_eq!(info["portMappings"][0]["hostPort"], 8080, "{info}");
     let script = idle_script("a");
     let a = run_container(
         &mut s.runtime,
@@ -69,6 +95,11 @@ async fn containers_in_one_pod_share_network_ipc_and_hostname() {
     assert_eq!(
         exec_text(&mut s.runtime, &b, &["hostname"]).await,
         "shared-host"
+    );
+    // The pod's DNS config is every container's resolv.conf.
+    assert_eq!(
+        exec_text(&mut s.runtime, &a, &["cat", "/etc/resolv.conf"]).await,
+        "nameserver 10.96.0.10\nsearch default.svc.cluster.local\noptions ndots:5"
     );
 
     // Loopback traffic between the two: a listens (started in the

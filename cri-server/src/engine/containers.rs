@@ -2,6 +2,7 @@
 //! its own, OCI spec from the CRI config), start, stop, remove, status,
 //! list, exec sync and resource updates.
 
+use crate::engine::pods::RESOLV_CONF;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -167,6 +168,7 @@ impl Engine {
             namespaces,
             cgroups_path: cgroup_parent.as_ref().map(|p| format!("{p}/cri-{id}")),
             annotations: pod_annotations(handler.join, "container", &pod.id),
+            resolv_conf: Some(pod.dir.join(RESOLV_CONF)).filter(|p| p.is_file()),
         };
         let spec = container_spec(&inputs)?;
         spec.save(bundle.join("config.json"))

@@ -24,6 +24,10 @@ pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 /// `container`), for handlers whose containers share the pod's
 /// namespaces. An isolated handler's containers get none: runsc reads
 /// them as "create this container inside that sandbox".
+/// The pod's `resolv.conf`, in its directory, when its config has DNS
+/// settings.
+pub(crate) const RESOLV_CONF: &str = "resolv.conf";
+
 pub(crate) fn pod_annotations(
     join: PodNamespaceJoin,
     role: &str,
@@ -106,6 +110,14 @@ impl Engine {
         let image = self.images.require(&self.config.pause_image)?;
         let bundle = dir.join("bundle");
         self.images.unpack(&image, &bundle.join("rootfs"))?;
+        // The pod's DNS config becomes the resolv.conf its containers see.
+        if let Some(dns) = &config.dns_config {
+            let text = crate::spec::resolv_conf_text(dns)?;
+            std::fs::write(dir.join(RESOLV_CONF), text).map_err(|source| CriError::Io {
+                context: format!("writing the resolv.conf of pod {id}"),
+                source,
+            })?;
+        }
         let args = if self.config.pause_command.is_empty() {
             let mut args = image.config.entrypoint.clone().unwrap_or_default();
             args.extend(image.config.cmd.clone().unwrap_or_default());
@@ -399,6 +411,14 @@ impl Engine {
                     "runtimeHandler": pod.handler,
                     "bundle": pod.infra.bundle(),
                     "network": "loopback only (no CNI)",
+                    // Recorded as asked; nothing forwards them without CNI.
+                    "portMappings": pod.config.port_mappings.iter().map(|p| serde_json::json!({
+                        "protocol": p.protocol,
+                        "containerPort": p.container_port,
+                        "hostPort": p.host_port,
+                        "hostIp": p.host_ip,
+                    })).collect::<Vec<_>>(),
+                    "resolvConf": pod.config.dns_config.is_some().then(|| pod.dir.join(RESOLV_CONF)),
                 })
                 .to_string(),
             );
