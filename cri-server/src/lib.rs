@@ -6,8 +6,10 @@
 //! - [`ServerConfig`] names the directories, the runtime handlers (`runc`,
 //!   `runsc`; one `Arc<dyn OciRuntime>` each), the pause image and the
 //!   call limits.
-//! - [`Engine`] keeps the pods and containers (the runtime keeps no list)
-//!   and runs the CRI operations: an infra container per pod owning new
+//! - [`Engine`] keeps the pods and containers (the runtime keeps no list),
+//!   in memory and as one crash-safe record each on disk, so that a
+//!   restarted server takes them back ([`Recovery`]), and runs the CRI
+//!   operations: an infra container per pod owning new
 //!   network (loopback only), IPC and UTS namespaces, containers joining
 //!   them through `/proc/<infra pid>/ns/...` paths.
 //! - [`images::ImageStore`] is a local store without a registry client:
@@ -32,6 +34,7 @@
 //! ```
 
 mod config;
+mod durable;
 mod engine;
 mod error;
 pub mod images;
@@ -42,7 +45,7 @@ pub mod spec;
 pub use config::{
     CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
 };
-pub use engine::{ContainerRecord, Engine, ExecOutput, PodRecord};
+pub use engine::{ContainerRecord, Engine, ExecOutput, PodRecord, Recovery};
 pub use error::{runtime_code, CriError, Result};
 pub use k8s_cri;
 pub use serve::{bind, serve, MAX_MESSAGE};

@@ -154,6 +154,14 @@ fn run(mut argv: impl Iterator<Item = String>) -> Result<(), CliError> {
                 .map_err(CliError::Tokio)?;
             runtime.block_on(async move {
                 let engine = Arc::new(Engine::new(config)?);
+                let found = engine.recovery();
+                tracing::info!(
+                    pods = found.pods.len(),
+                    containers = found.containers.len(),
+                    interrupted = found.removed.len(),
+                    skipped = found.skipped.len(),
+                    "took back the pods and containers of the state directory"
+                );
                 let listener = bind(&socket)?;
                 tracing::info!(socket = %socket.display(), "serving CRI v1");
                 serve(engine, listener, shutdown_signal()).await?;

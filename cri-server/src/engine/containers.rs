@@ -17,10 +17,12 @@ use runtime_api::{
     CreateOptions, ExecConfig, Feature, LogDriver, RuntimeError, Signal,
 };
 
-use super::pods::pod_annotations;
+use super::pods::{cgroup_parent, pod_annotations};
+use super::store::{self, StoredContainer};
 use super::{
     bounded, labels_match, nanos, new_id, now_nanos, remove_tree, ContainerRecord, Engine,
 };
+use crate::config::RuntimeHandler;
 use crate::error::{CriError, Result};
 use crate::spec::{container_spec, linux_resources, ContainerInputs};
 
@@ -154,12 +156,7 @@ impl Engine {
             .map(|o| cri::NamespaceMode::try_from(o.pid).unwrap_or(cri::NamespaceMode::Container))
             .unwrap_or(cri::NamespaceMode::Container);
         let namespaces = self.container_namespaces(pod, pid_mode)?;
-        let cgroup_parent = pod
-            .config
-            .linux
-            .as_ref()
-            .map(|l| l.cgroup_parent.clone())
-            .filter(|p| !p.is_empty());
+        let cgroup_parent = cgroup_parent(&pod.config);
         let inputs = ContainerInputs {
             config,
             pod: &pod.config,
@@ -174,33 +171,21 @@ impl Engine {
         spec.save(bundle.join("config.json"))
             .map_err(|e| CriError::InvalidArgument(format!("writing the container spec: {e}")))?;
 
-        let meta = config.metadata.clone().unwrap_or_default();
-        let pod_meta = pod.config.metadata.clone().unwrap_or_default();
-        let stop_signal = match image.config.stop_signal.as_deref() {
-            Some(s) if !s.is_empty() => s.parse::<Signal>()?,
-            _ => Signal::TERM,
-        };
-        let privileged = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.as_ref())
-            .is_some_and(|s| s.privileged);
-        let mut builder =
-            ContainerDescription::builder(ContainerId::new(id)?, &bundle, self.runtime_dir(id))
-                .name(container_name_key(&meta, &pod_meta))
-                .log(LogDriver::KubernetesFile, &log_path)
-                .terminal(config.tty)
-                .stdin(config.stdin)
-                .leave_stdin_open(config.stdin && !config.stdin_once)
-                .stop_signal(stop_signal)
-                .privileged(privileged);
-        if let Some(parent) = cgroup_parent {
-            builder = builder.cgroup_parent(parent);
-        }
-        if let Some(hook) = &handler.describe {
-            builder = hook(builder);
-        }
-        let description = builder.build()?;
+        let description =
+            self.container_description(id, pod, config, image, &log_path, &handler, dir)?;
+        let created_at = now_nanos();
+        store::save(
+            dir,
+            &StoredContainer::new(
+                id,
+                &pod.id,
+                config,
+                image,
+                created_at,
+                &log_path,
+                &handler.name,
+            ),
+        )?;
         bounded(
             format!("creating container {id}"),
             self.config.timeouts.create,
@@ -214,12 +199,58 @@ impl Engine {
             pod_id: pod.id.clone(),
             config: config.clone(),
             image: image.clone(),
-            created_at: now_nanos(),
+            created_at,
             description,
             log_path,
             dir: dir.to_path_buf(),
             handler: handler.name.clone(),
         })
+    }
+
+    /// What the runtime knows container `id` by: derived from its
+    /// configuration, image and pod alone, so that a restarted server
+    /// derives the same description again.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn container_description(
+        &self,
+        id: &str,
+        pod: &super::PodRecord,
+        config: &cri::ContainerConfig,
+        image: &crate::images::ImageRecord,
+        log_path: &Path,
+        handler: &RuntimeHandler,
+        dir: &Path,
+    ) -> Result<ContainerDescription> {
+        let meta = config.metadata.clone().unwrap_or_default();
+        let pod_meta = pod.config.metadata.clone().unwrap_or_default();
+        let stop_signal = match image.config.stop_signal.as_deref() {
+            Some(s) if !s.is_empty() => s.parse::<Signal>()?,
+            _ => Signal::TERM,
+        };
+        let privileged = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .is_some_and(|s| s.privileged);
+        let mut builder = ContainerDescription::builder(
+            ContainerId::new(id)?,
+            dir.join("bundle"),
+            self.runtime_dir(id),
+        )
+        .name(container_name_key(&meta, &pod_meta))
+        .log(LogDriver::KubernetesFile, log_path)
+        .terminal(config.tty)
+        .stdin(config.stdin)
+        .leave_stdin_open(config.stdin && !config.stdin_once)
+        .stop_signal(stop_signal)
+        .privileged(privileged);
+        if let Some(parent) = cgroup_parent(&pod.config) {
+            builder = builder.cgroup_parent(parent);
+        }
+        if let Some(hook) = &handler.describe {
+            builder = hook(builder);
+        }
+        Ok(builder.build()?)
     }
 
     /// `StartContainer`.
@@ -273,6 +304,7 @@ impl Engine {
         };
         let runtime = self.runtime(&c.handler)?;
         self.stop_and_delete(&runtime, &c.description).await?;
+        store::forget(&c.dir)?;
         remove_tree(&c.dir)?;
         let mut records = self.records();
         records.containers.remove(id);

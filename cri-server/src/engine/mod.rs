@@ -5,6 +5,8 @@
 
 mod containers;
 mod pods;
+mod recovery;
+mod store;
 
 use std::collections::HashMap;
 use std::fs;
@@ -22,6 +24,7 @@ use crate::images::{ImageRecord, ImageStore};
 use crate::spec::PodNamespaces;
 
 pub use containers::ExecOutput;
+pub use recovery::Recovery;
 
 /// A pod sandbox the server created.
 #[derive(Debug, Clone)]
@@ -82,6 +85,7 @@ pub struct Engine {
     config: ServerConfig,
     images: ImageStore,
     records: Mutex<Records>,
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for Engine {
@@ -94,7 +98,10 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Validates `config`, creates the directories and opens the store.
+    /// Validates `config`, creates the directories, opens the image store
+    /// and takes back the pods and containers recorded under the state
+    /// directory by an earlier server ([`recovery`](Self::recovery) says
+    /// what was found).
     pub fn new(config: ServerConfig) -> Result<Self> {
         config.validate()?;
         for dir in [
@@ -106,11 +113,20 @@ impl Engine {
                 .map_err(CriError::io(format!("creating {}", dir.display())))?;
         }
         let images = ImageStore::open(config.state_dir.join("images"))?;
-        Ok(Self {
+        let mut engine = Self {
             config,
             images,
             records: Mutex::new(Records::default()),
-        })
+            recovery: Recovery::default(),
+        };
+        engine.recovery = engine.recover()?;
+        Ok(engine)
+    }
+
+    /// What [`new`](Self::new) found of an earlier server's pods and
+    /// containers.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// The configuration.

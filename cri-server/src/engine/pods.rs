@@ -1,6 +1,7 @@
 //! Pod sandboxes: an infra container owning the pod's namespaces.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
@@ -9,8 +10,9 @@ use runtime_api::{
     Signal,
 };
 
+use super::store::{self, StoredPod};
 use super::{bounded, labels_match, new_id, now_nanos, remove_tree, Engine, PodRecord};
-use crate::config::PodNamespaceJoin;
+use crate::config::{PodNamespaceJoin, RuntimeHandler};
 use crate::error::{CriError, Result};
 use crate::spec::{infra_spec, Join, PodNamespaces};
 
@@ -20,14 +22,14 @@ pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// Annotation naming a container's pod sandbox id.
 pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
-/// The pod markers of a container's spec (`role` is `sandbox` or
-/// `container`), for handlers whose containers share the pod's
-/// namespaces. An isolated handler's containers get none: runsc reads
-/// them as "create this container inside that sandbox".
 /// The pod's `resolv.conf`, in its directory, when its config has DNS
 /// settings.
 pub(crate) const RESOLV_CONF: &str = "resolv.conf";
 
+/// The pod markers of a container's spec (`role` is `sandbox` or
+/// `container`), for handlers whose containers share the pod's
+/// namespaces. An isolated handler's containers get none: runsc reads
+/// them as "create this container inside that sandbox".
 pub(crate) fn pod_annotations(
     join: PodNamespaceJoin,
     role: &str,
@@ -42,8 +44,18 @@ pub(crate) fn pod_annotations(
     }
 }
 
-/// The key under which a pod's name is reserved.
-fn pod_name_key(m: &cri::PodSandboxMetadata) -> String {
+/// The cgroup parent a pod's configuration asks for.
+pub(crate) fn cgroup_parent(config: &cri::PodSandboxConfig) -> Option<String> {
+    config
+        .linux
+        .as_ref()
+        .map(|l| l.cgroup_parent.clone())
+        .filter(|p| !p.is_empty())
+}
+
+/// The key under which a pod's name is reserved (also its infra
+/// container's name).
+pub(crate) fn pod_name_key(m: &cri::PodSandboxMetadata) -> String {
     format!("k8s_POD_{}_{}_{}_{}", m.name, m.namespace, m.uid, m.attempt)
 }
 
@@ -104,10 +116,19 @@ impl Engine {
         &self,
         id: &str,
         config: &cri::PodSandboxConfig,
-        handler: &crate::config::RuntimeHandler,
-        dir: &std::path::Path,
+        handler: &RuntimeHandler,
+        dir: &Path,
     ) -> Result<PodRecord> {
         let image = self.images.require(&self.config.pause_image)?;
+        let created_at = now_nanos();
+        std::fs::create_dir_all(dir)
+            .map_err(CriError::io(format!("creating {}", dir.display())))?;
+        // Kept before the runtime is asked for anything: a crash from here
+        // on leaves a record a restarted server finds.
+        store::save(
+            dir,
+            &StoredPod::new(id, config, &handler.name, created_at, 0, false),
+        )?;
         let bundle = dir.join("bundle");
         self.images.unpack(&image, &bundle.join("rootfs"))?;
         // The pod's DNS config becomes the resolv.conf its containers see.
@@ -132,32 +153,12 @@ impl Engine {
         let namespaces =
             PodNamespaces::for_infra(security.and_then(|s| s.namespace_options.as_ref()));
         let annotations = pod_annotations(handler.join, "sandbox", id);
-        let cgroup_parent = config
-            .linux
-            .as_ref()
-            .map(|l| l.cgroup_parent.clone())
-            .filter(|p| !p.is_empty());
-        let cgroups_path = cgroup_parent.as_ref().map(|p| format!("{p}/cri-{id}"));
+        let cgroups_path = cgroup_parent(config).map(|p| format!("{p}/cri-{id}"));
         let spec = infra_spec(config, args, &namespaces, cgroups_path, annotations)?;
         spec.save(bundle.join("config.json"))
             .map_err(|e| CriError::InvalidArgument(format!("writing the infra spec: {e}")))?;
 
-        let meta = config.metadata.clone().unwrap_or_default();
-        let mut builder =
-            ContainerDescription::builder(ContainerId::new(id)?, &bundle, self.runtime_dir(id))
-                .name(format!(
-                    "k8s_POD_{}_{}_{}_{}",
-                    meta.name, meta.namespace, meta.uid, meta.attempt
-                ))
-                .log(LogDriver::KubernetesFile, dir.join("infra.log"))
-                .stop_signal(Signal::KILL);
-        if let Some(parent) = cgroup_parent {
-            builder = builder.cgroup_parent(parent);
-        }
-        if let Some(hook) = &handler.describe {
-            builder = hook(builder);
-        }
-        let infra = builder.build()?;
+        let infra = self.infra_description(id, config, handler, dir)?;
         let runtime = handler.runtime.clone();
         let limits = self.config.timeouts;
         let created = bounded(
@@ -177,23 +178,58 @@ impl Engine {
             }
         }
         .await;
+        let started = match started {
+            Ok(pid) => {
+                let record = PodRecord {
+                    id: id.to_string(),
+                    config: config.clone(),
+                    handler: handler.name.clone(),
+                    created_at,
+                    infra: infra.clone(),
+                    infra_pid: pid,
+                    namespaces,
+                    dir: dir.to_path_buf(),
+                    stopped: false,
+                };
+                self.persist_pod(&record).map(|()| record)
+            }
+            Err(e) => Err(e),
+        };
         match started {
-            Ok(pid) => Ok(PodRecord {
-                id: id.to_string(),
-                config: config.clone(),
-                handler: handler.name.clone(),
-                created_at: now_nanos(),
-                infra,
-                infra_pid: pid,
-                namespaces,
-                dir: dir.to_path_buf(),
-                stopped: false,
-            }),
+            Ok(record) => Ok(record),
             Err(e) => {
                 let _ = self.stop_and_delete(&runtime, &infra).await;
                 Err(e)
             }
         }
+    }
+
+    /// What the runtime knows pod `id`'s infra container by: derived from
+    /// the pod's configuration alone, so that a restarted server derives
+    /// the same description again.
+    pub(crate) fn infra_description(
+        &self,
+        id: &str,
+        config: &cri::PodSandboxConfig,
+        handler: &RuntimeHandler,
+        dir: &Path,
+    ) -> Result<ContainerDescription> {
+        let meta = config.metadata.clone().unwrap_or_default();
+        let mut builder = ContainerDescription::builder(
+            ContainerId::new(id)?,
+            dir.join("bundle"),
+            self.runtime_dir(id),
+        )
+        .name(pod_name_key(&meta))
+        .log(LogDriver::KubernetesFile, dir.join("infra.log"))
+        .stop_signal(Signal::KILL);
+        if let Some(parent) = cgroup_parent(config) {
+            builder = builder.cgroup_parent(parent);
+        }
+        if let Some(hook) = &handler.describe {
+            builder = hook(builder);
+        }
+        Ok(builder.build()?)
     }
 
     /// Stops (at once) and deletes a runtime container; errors are
@@ -224,7 +260,22 @@ impl Engine {
         Ok(())
     }
 
-    fn pod(&self, id: &str) -> Result<PodRecord> {
+    /// Writes `pod`'s record.
+    pub(crate) fn persist_pod(&self, pod: &PodRecord) -> Result<()> {
+        store::save(
+            &pod.dir,
+            &StoredPod::new(
+                &pod.id,
+                &pod.config,
+                &pod.handler,
+                pod.created_at,
+                pod.infra_pid,
+                pod.stopped,
+            ),
+        )
+    }
+
+    pub(crate) fn pod(&self, id: &str) -> Result<PodRecord> {
         self.records()
             .pods
             .get(id)
@@ -322,10 +373,14 @@ impl Engine {
             Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
             Err(e) => return Err(e),
         }
-        if let Some(p) = self.records().pods.get_mut(id) {
+        let stopped = self.records().pods.get_mut(id).map(|p| {
             p.stopped = true;
+            p.clone()
+        });
+        match stopped {
+            Some(pod) => self.persist_pod(&pod),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `RemovePodSandbox`: stops and removes the pod's containers, deletes
@@ -340,6 +395,7 @@ impl Engine {
         }
         let runtime = self.runtime(&pod.handler)?;
         self.stop_and_delete(&runtime, &pod.infra).await?;
+        store::forget(&pod.dir)?;
         remove_tree(&pod.dir)?;
         let mut records = self.records();
         records.pods.remove(id);

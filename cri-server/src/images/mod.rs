@@ -294,13 +294,12 @@ impl ImageStore {
     fn save(&self, record: &ImageRecord) -> Result<(), ImageError> {
         let hex = validate_digest(&record.id).map_err(ImageError::InvalidReference)?;
         let path = self.dir.join("images").join(format!("{hex}.json"));
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(record).map_err(|source| ImageError::Json {
             context: format!("encoding image record {}", record.id),
             source,
         })?;
-        fs::write(&tmp, text).map_err(ImageError::io(format!("writing {}", tmp.display())))?;
-        fs::rename(&tmp, &path).map_err(ImageError::io(format!("renaming {}", tmp.display())))
+        crate::durable::replace_file(&path, &text)
+            .map_err(ImageError::io(format!("writing {}", path.display())))
     }
 
     /// Finds an image by id (`sha256:<hex>` or the bare hex), by name

@@ -297,7 +297,7 @@ impl Drop for TestServer {
 
 /// Force-deletes every runc and runsc container whose bundle lies under
 /// `dir`, each call bounded by coreutils' `timeout`.
-fn delete_containers_under(dir: &Path) {
+pub fn delete_containers_under(dir: &Path) {
     let run = |args: &[&str]| {
         std::process::Command::new("timeout")
             .arg("30")
