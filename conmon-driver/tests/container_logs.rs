@@ -91,3 +91,93 @@ async fn follow_sees_new_lines_across_rotations_and_ends_after_exit() {
     assert_eq!(runtime.wait(&c, LIMIT).await.unwrap(), 0);
     runtime.delete(&c).await.unwrap();
 }
+
+/// Log rotation by the engine (CRI's `ReopenContainerLog`): the log is
+/// renamed away, `reopen_log` makes conmon open a new file at the path,
+/// and later output goes there while the renamed file keeps the earlier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_log_after_a_rename_writes_a_new_file() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("reopen");
+    let b = bundle(&["cat"]);
+    let log_path = s.log_path(&id);
+    let c = s
+        .describe(&id, &b)
+        .stdin(true)
+        .log_config(LogConfig::new(LogDriver::KubernetesFile).with_path(&log_path))
+        .build()
+        .unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let runtime = Arc::new(s.runtime);
+    runtime.create(&c, CreateOptions::default()).await.unwrap();
+    let (mut input, container_stdin) = tokio::io::duplex(1024);
+    let ready = AttachReady::new();
+    let attach = {
+        let runtime = Arc::clone(&runtime);
+        let c = c.clone();
+        let options = AttachOptions::default()
+            .with_detach_keys("")
+            .with_ready(ready.clone());
+        tokio::spawn(async move {
+            let streams = AttachStreams {
+                stdin: Some(Box::pin(container_stdin)),
+                stdout: None,
+                stderr: None,
+            };
+            runtime.attach(&c, streams, options).await
+        })
+    };
+    tokio::time::timeout(LIMIT, ready.wait())
+        .await
+        .expect("attach connected");
+    runtime.start(&c).await.unwrap();
+    let mut follower = runtime.logs(&c, LogOptions::default().follow()).unwrap();
+    say(&mut input, &mut follower, "before-rotation").await;
+    let rotated = log_path.with_extension("1");
+    std::fs::rename(&log_path, &rotated).unwrap();
+    runtime.reopen_log(&c).await.unwrap();
+    say(&mut input, &mut follower, "after-rotation").await;
+
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        old.contains("before-rotation") && !old.contains("after-rotation"),
+        "{old}"
+    );
+    assert!(
+        new.contains("after-rotation") && !new.contains("before-rotation"),
+        "{new}"
+    );
+
+    drop(input);
+    let _ = attach.await;
+    assert_eq!(runtime.wait(&c, LIMIT).await.unwrap(), 0);
+    let gone = runtime.reopen_log(&c).await.unwrap_err();
+    assert!(
+        matches!(gone, runtime_api::RuntimeError::ContainerNotRunning { .. }),
+        "{gone:?}"
+    );
+    runtime.delete(&c).await.unwrap();
+}
+
+/// Writes `text` as a line to the container's stdin and waits for the
+/// follower to read it back from the log.
+async fn say(
+    input: &mut tokio::io::DuplexStream,
+    follower: &mut conmon_driver::LogReader,
+    text: &str,
+) {
+    input
+        .write_all(format!("{text}\n").as_bytes())
+        .await
+        .unwrap();
+    let line = tokio::time::timeout(LIMIT, follower.next_line())
+        .await
+        .expect("the line reaches the follower")
+        .unwrap()
+        .expect("the follower goes on while the container runs");
+    assert_eq!(line.text, text);
+}

@@ -218,12 +218,12 @@ impl RuntimeService for CriService {
 
     async fn reopen_container_log(
         &self,
-        _: Request<cri::ReopenContainerLogRequest>,
+        request: Request<cri::ReopenContainerLogRequest>,
     ) -> Reply<cri::ReopenContainerLogResponse> {
-        Err(not_yet(
-            "ReopenContainerLog",
-            "the OciRuntime trait has no call to make the monitor reopen a container's log file",
-        ))
+        let r = request.into_inner();
+        non_empty(&r.container_id, "container id")?;
+        self.engine.reopen_log(&r.container_id).await?;
+        ok(cri::ReopenContainerLogResponse {})
     }
 
     async fn exec_sync(

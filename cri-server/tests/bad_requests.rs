@@ -253,8 +253,16 @@ async fn bad_requests_answer_grpc_codes_with_messages() {
     expect(
         rt.reopen_container_log(cri::ReopenContainerLogRequest::default())
             .await,
-        Code::Unimplemented,
-        "reopen",
+        Code::InvalidArgument,
+        "container id is empty",
+    );
+    expect(
+        rt.reopen_container_log(cri::ReopenContainerLogRequest {
+            container_id: "nope".into(),
+        })
+        .await,
+        Code::NotFound,
+        "nope",
     );
     expect(
         rt.checkpoint_container(cri::CheckpointContainerRequest::default())

@@ -29,11 +29,14 @@ pub enum Feature {
     UpdateResources,
     /// `info`: versions and packages of the runtime.
     Info,
+    /// `reopen_log`: the monitor reopens the container's log file (after
+    /// a rotation).
+    ReopenLog,
 }
 
 impl Feature {
     /// Every feature, in declaration order.
-    pub const ALL: [Feature; 9] = [
+    pub const ALL: [Feature; 10] = [
         Feature::Pause,
         Feature::Attach,
         Feature::ResizeTerminal,
@@ -43,6 +46,7 @@ impl Feature {
         Feature::Restore,
         Feature::UpdateResources,
         Feature::Info,
+        Feature::ReopenLog,
     ];
 
     /// The feature's name, as printed (`pause`, `exec-resize-terminal`).
@@ -57,6 +61,7 @@ impl Feature {
             Feature::Restore => "restore",
             Feature::UpdateResources => "update-resources",
             Feature::Info => "info",
+            Feature::ReopenLog => "reopen-log",
         }
     }
 

@@ -410,6 +410,16 @@ pub trait OciRuntime: Send + Sync {
         ))
     }
 
+    /// Makes the container's monitor close and reopen its log file
+    /// ([`Feature::ReopenLog`]): after the file was renamed away (log
+    /// rotation), later output goes to a new file at the log path. A
+    /// container that is not running answers
+    /// [`RuntimeError::ContainerNotRunning`].
+    async fn reopen_log(&self, container: &ContainerDescription) -> Result<()> {
+        let _ = container;
+        Err(RuntimeError::unsupported(Feature::ReopenLog, "reopen_log"))
+    }
+
     /// Paths, versions and packages of the runtime and its monitor
     /// ([`Feature::Info`]).
     async fn info(&self) -> Result<RuntimeInfo> {

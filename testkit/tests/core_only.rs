@@ -140,8 +140,9 @@ async fn every_optional_call_answers_unsupported_naming_its_feature() {
                 .await,
         ),
         (Feature::Info, runtime.info().await.map(drop)),
+        (Feature::ReopenLog, runtime.reopen_log(&c).await),
     ];
-    assert_eq!(answers.len(), 14);
+    assert_eq!(answers.len(), 15);
     let covered: FeatureSet = answers.iter().map(|(feature, _)| *feature).collect();
     assert_eq!(
         covered,

@@ -128,6 +128,12 @@ impl OciRuntime for ConmonRuntime {
         self.resize_container_terminal(c, size).await
     }
 
+    async fn reopen_log(&self, c: &ContainerDescription) -> Result<()> {
+        self.reopen_container_log(c)
+            .instrument(info_span!("reopen_log", container = %c.id()))
+            .await
+    }
+
     async fn exec(
         &self,
         c: &ContainerDescription,

@@ -533,6 +533,41 @@ impl Engine {
         })
     }
 
+    /// `ReopenContainerLog`: the kubelet renamed the log away (rotation);
+    /// the monitor reopens it so that later output goes to a new file. A
+    /// container that is not running is refused (FailedPrecondition), as
+    /// CRI-O refuses it.
+    pub async fn reopen_log(&self, id: &str) -> Result<()> {
+        let c = self.container(id)?;
+        let runtime = self.runtime(&c.handler)?;
+        let limits = self.config.timeouts;
+        let features = bounded("runtime features", limits.call, runtime.features()).await?;
+        if !features.contains(Feature::ReopenLog) {
+            return Err(CriError::Unimplemented(format!(
+                "the runtime of handler {:?} cannot reopen a container's log",
+                c.handler
+            )));
+        }
+        let state = bounded(
+            "container state",
+            limits.call,
+            runtime.status(&c.description),
+        )
+        .await?;
+        if state.status != ContainerStatus::Running {
+            return Err(CriError::FailedPrecondition(format!(
+                "container {id} is {}; only a running container's log can be reopened",
+                state.status
+            )));
+        }
+        bounded(
+            format!("reopening the log of container {id}"),
+            limits.call,
+            runtime.reopen_log(&c.description),
+        )
+        .await
+    }
+
     /// `UpdateContainerResources` through the runtime's
     /// `update-resources` feature.
     pub async fn update_resources(

@@ -333,6 +333,12 @@ pub fn cases() -> Vec<Case> {
             Some(Feature::Info),
             features::info
         ),
+        case!(
+            "reopen_log reaches a running container and answers ContainerNotRunning once it exited",
+            "log",
+            Some(Feature::ReopenLog),
+            features::reopen_log
+        ),
     ]
 }
 

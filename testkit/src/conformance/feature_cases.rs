@@ -205,6 +205,29 @@ pub(crate) async fn resize(ctx: &Context<'_>) -> Result<(), String> {
     out.wait_for("40 120", PATIENCE).await
 }
 
+pub(crate) async fn reopen_log(ctx: &Context<'_>) -> Result<(), String> {
+    let c = ctx.started(Workload::UntilSignalled).await?;
+    ctx.runtime()
+        .reopen_log(&c)
+        .await
+        .map_err(|e| unexpected("reopen_log of a running container", &e))?;
+    let status = status_of(ctx, &c).await?;
+    check(status == ContainerStatus::Running, || {
+        format!("the container is {status} after reopen_log")
+    })?;
+    ctx.runtime()
+        .kill(&c, runtime_api::Signal::KILL, false)
+        .await
+        .map_err(|e| unexpected("kill", &e))?;
+    wait_code(ctx, &c).await?;
+    let result = tokio::time::timeout(PATIENCE, ctx.runtime().reopen_log(&c))
+        .await
+        .map_err(|_| {
+            format!("reopen_log of an exited container did not answer within {PATIENCE:?}")
+        })?;
+    expect_kind("reopen_log", result, not_running, "ContainerNotRunning")
+}
+
 pub(crate) async fn exec_output(ctx: &Context<'_>) -> Result<(), String> {
     let c = ctx.started(Workload::UntilSignalled).await?;
     let config = ctx.target().exec_config(&print("hi\n", "", 5));
@@ -511,6 +534,7 @@ pub(crate) async fn probe_unsupported(
                     .await,
             )],
             Feature::Info => vec![("info", runtime.info().await.map(drop))],
+            Feature::ReopenLog => vec![("reopen_log", runtime.reopen_log(&c).await)],
             other => vec![("?", Err(RuntimeError::unsupported(other, "?")))],
         };
         answers

@@ -53,7 +53,8 @@ pub(crate) enum Event {
     Exec,
     /// `checkpoint`.
     Checkpoint,
-    /// `attach` or `resize_terminal`: reaching the container's streams.
+    /// `attach`, `resize_terminal` or `reopen_log`: reaching the
+    /// container's streams.
     Streams,
     /// `update_resources`.
     Update,
