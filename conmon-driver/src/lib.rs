@@ -36,6 +36,7 @@
 mod config;
 mod errors;
 mod exec;
+mod exec_flags;
 mod files;
 mod info;
 mod launch;

@@ -49,7 +49,7 @@ pub struct ConmonRuntime {
     pub(crate) cli: RuntimeCli,
     pub(crate) checkpoint_support: OnceCell<bool>,
     pub(crate) update_support: OnceCell<bool>,
-    pub(crate) exec_flags: OnceCell<crate::lifecycle::features::ExecFlags>,
+    pub(crate) exec_flags: OnceCell<crate::exec_flags::ExecFlags>,
     /// One inotify instance for every wait on a container's exit file.
     pub(crate) exit_watcher: state_probe::ExitWatcher,
     /// Whether this process inherits orphans (PID 1 or a subreaper): the

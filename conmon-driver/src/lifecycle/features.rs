@@ -3,6 +3,7 @@
 
 use runtime_api::{Feature, FeatureSet, Result, RuntimeError};
 
+use crate::exec_flags::ExecFlags;
 use crate::runtime::ConmonRuntime;
 use crate::runtime_cli::Subcommand;
 
@@ -85,62 +86,5 @@ impl ConmonRuntime {
         *cache
             .get_or_init(|| async { self.cli.run(help, self.config.timeouts.probe).await.is_ok() })
             .await
-    }
-}
-
-/// What the runtime's `exec --help` lists.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ExecFlags {
-    /// `--tty` (`--tty`, `-tty` or `--tty=`).
-    pub(crate) tty: bool,
-    /// `--internal-pid-file`.
-    pub(crate) internal_pid_file: bool,
-}
-
-impl ExecFlags {
-    fn from_help(help: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(help);
-        let mut flags = Self::default();
-        for word in text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=') {
-            match word.trim_start_matches('-') {
-                "tty" if word.starts_with('-') => flags.tty = true,
-                "internal-pid-file" if word.starts_with('-') => flags.internal_pid_file = true,
-                _ => {}
-            }
-        }
-        flags
-    }
-
-    /// The flags either help text lists (runtimes print help on stdout or
-    /// stderr).
-    fn or(self, other: Self) -> Self {
-        Self {
-            tty: self.tty || other.tty,
-            internal_pid_file: self.internal_pid_file || other.internal_pid_file,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ExecFlags;
-
-    #[test]
-    fn exec_flags_are_read_from_runc_crun_and_runsc_help() {
-        let runc = b"   --tty, -t                          allocate a pseudo-TTY";
-        let crun = b"  -t, --tty[=TTY]            allocate a pseudo-TTY";
-        let runsc = b"  -internal-pid-file string\n    \tfilename ... of the tty\n";
-        let flags = |tty, internal_pid_file| ExecFlags {
-            tty,
-            internal_pid_file,
-        };
-        assert_eq!(ExecFlags::from_help(runc), flags(true, false));
-        assert_eq!(ExecFlags::from_help(crun), flags(true, false));
-        assert_eq!(ExecFlags::from_help(runsc), flags(false, true));
-        assert_eq!(ExecFlags::from_help(b"--ttyfoo tty"), flags(false, false));
-        assert_eq!(
-            ExecFlags::from_help(runc).or(ExecFlags::from_help(runsc)),
-            flags(true, true)
-        );
     }
 }
