@@ -58,8 +58,7 @@ pub struct ConmonRuntime {
     /// The host's cgroup freezer hierarchies, found on the first status
     /// that needs them.
     pub(crate) freezers: std::sync::OnceLock<state_probe::CgroupFreezers>,
-    pub(crate) create_reservations:
-        std::sync::Arc<crate::lifecycle::reservation::CreateReservations>,
+    pub(crate) reservations: std::sync::Arc<crate::lifecycle::reservation::IdReservations>,
     pub(crate) exec_sessions: std::sync::Arc<crate::exec::registry::ExecRegistry>,
 }
 
@@ -108,7 +107,7 @@ impl ConmonRuntime {
             checkpoint_support: OnceCell::new(),
             update_support: OnceCell::new(),
             exec_flags: OnceCell::new(),
-            create_reservations: Default::default(),
+            reservations: Default::default(),
             exit_watcher: Default::default(),
             reaps_orphans: crate::reaper::reaps_orphans(),
             freezers: Default::default(),

@@ -189,6 +189,18 @@ impl RuntimeCli {
         sub: Subcommand<'_>,
         limit: Duration,
     ) -> Result<CapturedOutput, RuntimeError> {
+        self.run_holding(sub, limit, ()).await
+    }
+
+    /// [`run`](Self::run), with `held` (a reservation of the container's
+    /// id) kept until the command ended, also when the caller gave up
+    /// before.
+    pub(crate) async fn run_holding<H: Send + 'static>(
+        &self,
+        sub: Subcommand<'_>,
+        limit: Duration,
+        held: H,
+    ) -> Result<CapturedOutput, RuntimeError> {
         let cmd = self.command(sub);
         let rendered = state_probe::render_command(&cmd);
         debug!(command = %rendered, "{RUNNING_THE_RUNTIME}");
@@ -197,10 +209,14 @@ impl RuntimeCli {
         // opened the exec FIFO starts the container yet leaves the FIFO,
         // and runc then calls the running container "created" and blocks
         // every later start. The command still ends within `limit`.
-        let out = tokio::spawn(run_bounded(cmd, limit))
-            .await
-            .map_err(|e| RuntimeError::io(rendered.clone(), std::io::Error::other(e.to_string())))?
-            .map_err(|e| from_probe(&rendered, e))?;
+        let out = tokio::spawn(async move {
+            let out = run_bounded(cmd, limit).await;
+            drop(held);
+            out
+        })
+        .await
+        .map_err(|e| RuntimeError::io(rendered.clone(), std::io::Error::other(e.to_string())))?
+        .map_err(|e| from_probe(&rendered, e))?;
         if out.success() {
             return Ok(out);
         }

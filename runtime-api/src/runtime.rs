@@ -182,7 +182,9 @@ pub trait OciRuntime: Send + Sync {
         options: CreateOptions,
     ) -> Result<CreatedContainer>;
 
-    /// Starts a created container's process.
+    /// Starts a created container's process. A container started already
+    /// (running or paused) is refused with [`RuntimeError::InvalidArgument`]
+    /// and keeps running.
     async fn start(&self, container: &ContainerDescription) -> Result<()>;
 
     /// Reports the container's current state; an unknown container is

@@ -23,14 +23,19 @@ impl ConmonRuntime {
         if !self.supports_checkpoint().await {
             return Err(RuntimeError::unsupported(Feature::Checkpoint, "checkpoint"));
         }
+        let held = self
+            .reservations
+            .reserve(c.id(), "checkpoint", self.config.timeouts.checkpoint)
+            .await?;
         let started = std::time::Instant::now();
         self.cli
-            .run(
+            .run_holding(
                 Subcommand::Checkpoint {
                     id: c.id(),
                     options,
                 },
                 self.config.timeouts.checkpoint,
+                held,
             )
             .instrument(info_span!("checkpoint", container = %c.id()))
             .await?;

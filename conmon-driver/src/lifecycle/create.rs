@@ -144,9 +144,10 @@ pub(crate) async fn create(
     // Held until this create succeeded or its undo finished: another create
     // of the id cannot pass the check below meanwhile.
     let reservation = rt
-        .create_reservations
+        .reservations
         .reserve(
             container.id(),
+            "create",
             rt.config
                 .timeouts
                 .create

@@ -27,6 +27,13 @@ impl ConmonRuntime {
     pub(crate) async fn remove(&self, c: &ContainerDescription, force: bool) -> Result<()> {
         let span = info_span!("delete", container = %c.id(), force);
         async {
+            // Shared with the runtime's delete, which ends in a task of its
+            // own if this call is dropped.
+            let held = std::sync::Arc::new(
+                self.reservations
+                    .reserve(c.id(), "delete", self.config.timeouts.delete)
+                    .await?,
+            );
             let files = self.layout(c);
             let exited = files.exit_file.exists();
             let known = if exited {
@@ -52,7 +59,11 @@ impl ConmonRuntime {
             if known {
                 match self
                     .cli
-                    .run(Subcommand::DeleteForce(c.id()), self.config.timeouts.delete)
+                    .run_holding(
+                        Subcommand::DeleteForce(c.id()),
+                        self.config.timeouts.delete,
+                        std::sync::Arc::clone(&held),
+                    )
                     .await
                 {
                     Ok(_) => {}

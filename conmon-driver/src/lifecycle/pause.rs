@@ -21,6 +21,10 @@ impl ConmonRuntime {
         if !self.config.cgroups_usable() {
             return Err(RuntimeError::unsupported(Feature::Pause, "pause"));
         }
+        let held = self
+            .reservations
+            .reserve(c.id(), "pause", self.config.timeouts.signal)
+            .await?;
         let layout = self.layout(c);
         if let Err(e) = std::fs::write(layout.paused_marker(), b"") {
             // Without the marker, the record of the running init process
@@ -31,7 +35,7 @@ impl ConmonRuntime {
         }
         match self
             .cli
-            .run(Subcommand::Pause(c.id()), self.config.timeouts.signal)
+            .run_holding(Subcommand::Pause(c.id()), self.config.timeouts.signal, held)
             .await
         {
             Ok(_) => Ok(()),
@@ -43,9 +47,17 @@ impl ConmonRuntime {
         if !self.config.cgroups_usable() {
             return Err(RuntimeError::unsupported(Feature::Pause, "resume"));
         }
+        let held = self
+            .reservations
+            .reserve(c.id(), "resume", self.config.timeouts.signal)
+            .await?;
         match self
             .cli
-            .run(Subcommand::Resume(c.id()), self.config.timeouts.signal)
+            .run_holding(
+                Subcommand::Resume(c.id()),
+                self.config.timeouts.signal,
+                held,
+            )
             .await
         {
             Ok(_) => {

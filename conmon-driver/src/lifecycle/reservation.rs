@@ -1,4 +1,4 @@
-//! One create per container id at a time, within one driver.
+//! One state-changing call per container id at a time, within one driver.
 //!
 //! A create checks that the runtime does not know the id, then replaces the
 //! id's files and launches conmon; a failed create undoes what it launched.
@@ -9,6 +9,15 @@
 //! background after the caller dropped the create's future. A second create
 //! of the id waits for the first (bounded), then makes the usual check and
 //! finds the container, or the id free again after an undo.
+//!
+//! `start`, `delete`, `pause`, `resume`, `update_resources` and
+//! `checkpoint` hold the same reservation, shared with the runtime command
+//! they run: that command finishes in a task of its own when the caller
+//! gives up, and keeps the id reserved until it ended. A retry after a
+//! cancel therefore waits for the first command instead of racing it (two
+//! `runc start`s of one container, a `delete` under a `start`), then meets
+//! the state the first one left. `kill` takes no reservation: a signal must
+//! never wait behind a slow call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,10 +26,10 @@ use std::time::Duration;
 use runtime_api::{ContainerId, RuntimeError};
 use tokio::sync::OwnedMutexGuard;
 
-/// The ids whose create is in progress, each with the lock its creates
-/// queue on.
+/// The ids with a call in progress, each with the lock the calls queue
+/// on.
 #[derive(Debug, Default)]
-pub(crate) struct CreateReservations {
+pub(crate) struct IdReservations {
     ids: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -28,18 +37,19 @@ pub(crate) struct CreateReservations {
 /// id proceed.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    owner: Arc<CreateReservations>,
+    owner: Arc<IdReservations>,
     id: ContainerId,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
-impl CreateReservations {
-    /// Reserves `id`, waiting up to `limit` for a create of it that is in
-    /// progress (its launch and any undo). Cancel-safe: a dropped wait
-    /// leaves nothing held.
+impl IdReservations {
+    /// Reserves `id` for `operation`, waiting up to `limit` for a call on it
+    /// that is in progress (a create with its undo, a runtime command).
+    /// Cancel-safe: a dropped wait leaves nothing held.
     pub(crate) async fn reserve(
         self: &Arc<Self>,
         id: &ContainerId,
+        operation: &'static str,
         limit: Duration,
     ) -> Result<Reservation, RuntimeError> {
         let lock = Arc::clone(
@@ -62,7 +72,9 @@ impl CreateReservations {
                 Ok(reservation)
             }
             Err(_) => Err(RuntimeError::Timeout {
-                operation: format!("waiting for another create of container {id} to finish"),
+                operation: format!(
+                    "{operation} of container {id}: waiting for another call on it to finish"
+                ),
                 limit,
             }),
         }
@@ -106,23 +118,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_reservation_of_one_id_waits_for_the_first() {
-        let reservations = Arc::new(CreateReservations::default());
+        let reservations = Arc::new(IdReservations::default());
         let first = reservations
-            .reserve(&id("a"), Duration::from_secs(5))
+            .reserve(&id("a"), "create", Duration::from_secs(5))
             .await
             .unwrap();
         let waiting = tokio::spawn({
             let reservations = Arc::clone(&reservations);
             async move {
                 reservations
-                    .reserve(&id("a"), Duration::from_secs(5))
+                    .reserve(&id("a"), "create", Duration::from_secs(5))
                     .await
                     .map(drop)
             }
         });
         // Another id is free meanwhile.
         let other = reservations
-            .reserve(&id("b"), Duration::from_millis(10))
+            .reserve(&id("b"), "create", Duration::from_millis(10))
             .await
             .unwrap();
         drop(other);
@@ -134,30 +146,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_past_its_limit_is_a_timeout_naming_the_id() {
-        let reservations = Arc::new(CreateReservations::default());
+        let reservations = Arc::new(IdReservations::default());
         let _held = reservations
-            .reserve(&id("busy"), Duration::from_secs(5))
+            .reserve(&id("busy"), "start", Duration::from_secs(5))
             .await
             .unwrap();
         let err = reservations
-            .reserve(&id("busy"), Duration::from_millis(20))
+            .reserve(&id("busy"), "start", Duration::from_millis(20))
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, RuntimeError::Timeout { operation, .. } if operation.contains("busy")),
+            matches!(&err, RuntimeError::Timeout { operation, .. }
+                if operation.contains("busy") && operation.starts_with("start")),
             "{err:?}"
         );
     }
 
     #[tokio::test]
     async fn a_dropped_wait_holds_nothing() {
-        let reservations = Arc::new(CreateReservations::default());
+        let reservations = Arc::new(IdReservations::default());
         let held = reservations
-            .reserve(&id("c"), Duration::from_secs(5))
+            .reserve(&id("c"), "create", Duration::from_secs(5))
             .await
             .unwrap();
         let c = id("c");
-        let wait = reservations.reserve(&c, Duration::from_secs(5));
+        let wait = reservations.reserve(&c, "create", Duration::from_secs(5));
         // Polled once, then dropped while queued.
         assert!(tokio::time::timeout(Duration::from_millis(10), wait)
             .await
@@ -165,7 +178,7 @@ mod tests {
         drop(held);
         assert_eq!(reservations.len(), 0);
         reservations
-            .reserve(&id("c"), Duration::from_millis(10))
+            .reserve(&id("c"), "create", Duration::from_millis(10))
             .await
             .unwrap();
     }

@@ -3,7 +3,8 @@
 //! and start time) is recorded for status (`status.rs`), and systemd is
 //! told that the container runs.
 
-use runtime_api::{ContainerDescription, Result};
+use runtime_api::{ContainerDescription, Result, RuntimeError};
+use state_probe::{RuntimeStatus, StateProbe};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::files::read_pidfile;
@@ -13,6 +14,10 @@ use crate::ConmonDescription;
 
 impl ConmonRuntime {
     pub(crate) async fn start_container(&self, c: &ContainerDescription) -> Result<()> {
+        let held = self
+            .reservations
+            .reserve(c.id(), "start", self.config.timeouts.start)
+            .await?;
         // Recorded before the runtime is asked: a process that exits at
         // once must not appear to have finished before it started.
         // A second start must not move or lose the first one's time.
@@ -25,18 +30,42 @@ impl ConmonRuntime {
                 .is_ok();
         if let Err(e) = self
             .cli
-            .run(Subcommand::Start(c.id()), self.config.timeouts.start)
+            .run_holding(Subcommand::Start(c.id()), self.config.timeouts.start, held)
             .instrument(info_span!("start", container = %c.id()))
             .await
         {
             if wrote_marker {
                 let _ = std::fs::remove_file(&marker);
             }
-            return Err(self.classify_failure(c, e).await);
+            return Err(self.classify_start_failure(c, e).await);
         }
         self.record_running(c);
         self.notify_systemd(c).await;
         Ok(())
+    }
+
+    /// A start refused because the container runs (or is paused) already
+    /// is the caller's mistake, told as such; other failures are
+    /// classified as for any call.
+    async fn classify_start_failure(
+        &self,
+        c: &ContainerDescription,
+        err: RuntimeError,
+    ) -> RuntimeError {
+        if matches!(err, RuntimeError::RuntimeFailed { .. }) && !self.layout(c).exit_file.exists() {
+            if let Ok(StateProbe::Present(state)) =
+                self.cli.state(c.id(), self.config.timeouts.state).await
+            {
+                if matches!(state.status, RuntimeStatus::Running | RuntimeStatus::Paused) {
+                    return RuntimeError::InvalidArgument(format!(
+                        "container {} was started already (it is {:?})",
+                        c.id(),
+                        state.status
+                    ));
+                }
+            }
+        }
+        self.classify_failure(c, err).await
     }
 
     /// Records the init process of a container whose start succeeded, read

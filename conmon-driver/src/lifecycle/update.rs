@@ -22,7 +22,12 @@ impl ConmonRuntime {
         let json = serde_json::to_vec(resources).map_err(|e| {
             RuntimeError::InvalidArgument(format!("resources cannot be serialized: {e}"))
         })?;
-        // Removed when dropped, whatever the runtime answers.
+        let held = self
+            .reservations
+            .reserve(c.id(), "update_resources", self.config.timeouts.checkpoint)
+            .await?;
+        // Removed when dropped, whatever the runtime answers: after the
+        // command ended, also when the caller gave up before.
         let mut file = tempfile::Builder::new()
             .prefix("resources-")
             .suffix(".json")
@@ -30,13 +35,15 @@ impl ConmonRuntime {
             .map_err(|e| RuntimeError::io("creating the resources file", e))?;
         std::io::Write::write_all(&mut file, &json)
             .map_err(|e| RuntimeError::io("writing the resources file", e))?;
+        let resources = file.path().to_path_buf();
         self.cli
-            .run(
+            .run_holding(
                 Subcommand::Update {
                     id: c.id(),
-                    resources: file.path(),
+                    resources: &resources,
                 },
                 self.config.timeouts.checkpoint,
+                (held, file),
             )
             .instrument(info_span!("update", container = %c.id()))
             .await

@@ -17,7 +17,8 @@ use runtime_api::{
 };
 
 use super::context::{
-    check, expect_kind, no_such, not_running, status_of, unexpected, wait_code, Context, PATIENCE,
+    check, expect_kind, invalid_argument, no_such, not_running, status_of, unexpected, wait_code,
+    Context, PATIENCE,
 };
 use super::feature_cases::{self as features, probe_unsupported};
 use super::target::{ContainerSpec, Workload};
@@ -214,6 +215,12 @@ pub fn cases() -> Vec<Case> {
             parallel
         ),
         case!(
+            "start of a running container is an invalid argument and it keeps running",
+            "lifecycle",
+            core,
+            start_running
+        ),
+        case!(
             "every feature left out of features() answers Unsupported from each of its calls",
             "features",
             core,
@@ -355,6 +362,20 @@ async fn start_runs(ctx: &Context<'_>) -> Result<(), String> {
     let status = status_of(ctx, &c).await?;
     check(status == ContainerStatus::Running, || {
         format!("status {status}")
+    })
+}
+
+async fn start_running(ctx: &Context<'_>) -> Result<(), String> {
+    let c = ctx.started(Workload::UntilSignalled).await?;
+    expect_kind(
+        "a second start",
+        ctx.runtime().start(&c).await,
+        invalid_argument,
+        "InvalidArgument",
+    )?;
+    let status = status_of(ctx, &c).await?;
+    check(status == ContainerStatus::Running, || {
+        format!("status {status} after a second start")
     })
 }
 
