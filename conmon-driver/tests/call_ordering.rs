@@ -79,7 +79,7 @@ async fn calls_after_an_abandoned_start_wait_for_its_command() {
         let control = s.dir.path().join("control");
         std::fs::create_dir(&control).unwrap();
         let mut config = s.runtime.config().clone();
-        config.runtime_paths = vec![gated_runtime(&control, &s.runtime.runtime_path())];
+        config.runtime_paths = vec![gated_runtime(&control, s.runtime.runtime_path())];
         let runtime = std::sync::Arc::new(conmon_driver::ConmonRuntime::new(config).unwrap());
 
         let id = unique_id("order");
