@@ -5,6 +5,42 @@ use runtime_api::RuntimeError;
 use state_probe::ProbeError;
 use sync_pipe::{classify_oci_message, OciErrorKind};
 
+/// The container's conmon is gone without having written the exit file:
+/// whatever the container does from now on, nobody records it. The
+/// container itself may still run (unmonitored); `kill` and `delete` still
+/// reach it through the runtime. Reached through
+/// [`RuntimeError::driver_error`].
+///
+/// ```
+/// use conmon_driver::MonitorGone;
+/// use runtime_api::RuntimeError;
+///
+/// let err = MonitorGone::new("web").into_runtime_error();
+/// let gone = err.driver_error::<MonitorGone>().unwrap();
+/// assert_eq!(gone.container, "web");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("conmon of container {container} exited without writing an exit file; the container's exit can no longer be known")]
+#[non_exhaustive]
+pub struct MonitorGone {
+    /// The container.
+    pub container: String,
+}
+
+impl MonitorGone {
+    /// The error for container `container`.
+    pub fn new(container: impl Into<String>) -> Self {
+        Self {
+            container: container.into(),
+        }
+    }
+
+    /// As a [`RuntimeError::Driver`].
+    pub fn into_runtime_error(self) -> RuntimeError {
+        RuntimeError::driver(format!("waiting for container {}", self.container), self)
+    }
+}
+
 /// Converts a probe error, naming the operation for timeouts.
 pub(crate) fn from_probe(operation: &str, err: ProbeError) -> RuntimeError {
     match err {

@@ -59,6 +59,7 @@ pub use config::{
     CgroupManager, ConfigError, ConmonConfig, ConmonConfigBuilder, LogLevel, SelinuxHost,
     SelinuxPolicy, Timeouts,
 };
+pub use errors::MonitorGone;
 pub use exec::capabilities::{
     host_bounding_set, normalize_capability, privileged_capabilities, CapabilityError,
 };

@@ -224,6 +224,9 @@ fn attach_options(ready: AttachReady) -> AttachOptions {
 }
 
 fn describe_err(err: &RuntimeError) -> String {
+    if err.driver_error::<conmon_driver::MonitorGone>().is_some() {
+        return "MonitorGone".into();
+    }
     match err.driver_error::<LaunchError>() {
         Some(launch) => format!("LaunchError at {:?}", launch.stage),
         None => format!("{err:?}")
@@ -427,7 +430,9 @@ async fn conmon_killed_mid_wait(cx: &Cx) -> RowResult {
     d.remove(&c).await?;
     match waited {
         Ok(joined) => match joined.unwrap() {
-            Err(err) if launch_stage(&err).is_some() => Ok(format!("wait: {}", describe_err(&err))),
+            Err(err) if err.driver_error::<conmon_driver::MonitorGone>().is_some() => {
+                Ok(format!("wait: {}", describe_err(&err)))
+            }
             other => Err(format!("wait answered {other:?}")),
         },
         Err(_) => Err("wait did not end when conmon died".into()),

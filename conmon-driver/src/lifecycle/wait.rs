@@ -24,17 +24,7 @@ impl ConmonRuntime {
         let operation = format!("waiting for container {} to exit", c.id());
         let monitor = monitor_pidfd(&files.conmon_pidfile, c.id().as_str());
         let exit_file = self.exit_watcher.wait(&files.exit_file, limit);
-        let monitor_gone = || {
-            crate::LaunchError::new(
-                crate::LaunchStage::SyncRecord,
-                format!(
-                    "conmon of container {} exited without writing an exit file",
-                    c.id()
-                ),
-                String::new(),
-            )
-            .into_runtime_error(c.id().as_str())
-        };
+        let monitor_gone = || crate::MonitorGone::new(c.id().as_str()).into_runtime_error();
         let record = match monitor {
             Some(monitor) => {
                 tokio::select! {
