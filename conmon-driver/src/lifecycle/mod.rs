@@ -163,7 +163,7 @@ impl OciRuntime for ConmonRuntime {
         timeout: Duration,
     ) -> Result<i32> {
         let files = ContainerLayout::new(&self.config, c).session(&session.id);
-        crate::exec::session::wait_and_clean(
+        crate::exec::completion::wait_and_clean(
             &self.exec_sessions,
             &files,
             session,
