@@ -40,28 +40,7 @@ async fn follow_sees_new_lines_across_rotations_and_ends_after_exit() {
     let _cleanup = s.cleanup_on_drop(&id);
     let runtime = Arc::new(s.runtime);
     runtime.create(&c, CreateOptions::default()).await.unwrap();
-
-    let (mut input, container_stdin) = tokio::io::duplex(1024);
-    let ready = AttachReady::new();
-    let attach = {
-        let runtime = Arc::clone(&runtime);
-        let c = c.clone();
-        let options = AttachOptions::default()
-            .with_detach_keys("")
-            .with_ready(ready.clone());
-        tokio::spawn(async move {
-            let streams = AttachStreams {
-                stdin: Some(Box::pin(container_stdin)),
-                stdout: None,
-                stderr: None,
-            };
-            runtime.attach(&c, streams, options).await
-        })
-    };
-    tokio::time::timeout(LIMIT, ready.wait())
-        .await
-        .expect("attach connected");
-    runtime.start(&c).await.unwrap();
+    let (mut input, attach) = start_with_stdin(&runtime, &c).await;
 
     let mut follower = runtime.logs(&c, LogOptions::default().follow()).unwrap();
     for i in 0..40 {
@@ -113,27 +92,7 @@ async fn reopen_log_after_a_rename_writes_a_new_file() {
     let _cleanup = s.cleanup_on_drop(&id);
     let runtime = Arc::new(s.runtime);
     runtime.create(&c, CreateOptions::default()).await.unwrap();
-    let (mut input, container_stdin) = tokio::io::duplex(1024);
-    let ready = AttachReady::new();
-    let attach = {
-        let runtime = Arc::clone(&runtime);
-        let c = c.clone();
-        let options = AttachOptions::default()
-            .with_detach_keys("")
-            .with_ready(ready.clone());
-        tokio::spawn(async move {
-            let streams = AttachStreams {
-                stdin: Some(Box::pin(container_stdin)),
-                stdout: None,
-                stderr: None,
-            };
-            runtime.attach(&c, streams, options).await
-        })
-    };
-    tokio::time::timeout(LIMIT, ready.wait())
-        .await
-        .expect("attach connected");
-    runtime.start(&c).await.unwrap();
+    let (mut input, attach) = start_with_stdin(&runtime, &c).await;
     let mut follower = runtime.logs(&c, LogOptions::default().follow()).unwrap();
     say(&mut input, &mut follower, "before-rotation").await;
     let rotated = log_path.with_extension("1");
@@ -180,4 +139,37 @@ async fn say(
         .unwrap()
         .expect("the follower goes on while the container runs");
     assert_eq!(line.text, text);
+}
+
+/// Attaches a pipe to created container `c`'s stdin, then starts it;
+/// returns the pipe's writing end and the attach task.
+async fn start_with_stdin(
+    runtime: &Arc<conmon_driver::ConmonRuntime>,
+    c: &runtime_api::ContainerDescription,
+) -> (
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<runtime_api::Result<runtime_api::AttachOutcome>>,
+) {
+    let (input, container_stdin) = tokio::io::duplex(1024);
+    let ready = AttachReady::new();
+    let attach = {
+        let runtime = Arc::clone(runtime);
+        let c = c.clone();
+        let options = AttachOptions::default()
+            .with_detach_keys("")
+            .with_ready(ready.clone());
+        tokio::spawn(async move {
+            let streams = AttachStreams {
+                stdin: Some(Box::pin(container_stdin)),
+                stdout: None,
+                stderr: None,
+            };
+            runtime.attach(&c, streams, options).await
+        })
+    };
+    tokio::time::timeout(LIMIT, ready.wait())
+        .await
+        .expect("attach connected");
+    runtime.start(c).await.unwrap();
+    (input, attach)
 }

@@ -22,23 +22,7 @@ async fn crictl_style_flow_with_runc() {
                 PodNamespaceJoin::Paths,
             )]
         },
-        |state| {
-            // Import with the binary, as an operator would.
-            let layout = busybox_layout(state.parent().unwrap());
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cri-server"))
-                .args(["import", "--state-dir"])
-                .arg(state)
-                .arg(&layout)
-                .arg(IMAGE)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(String::from_utf8_lossy(&out.stdout).contains(IMAGE_FULL));
-        },
+        |state| import_with_binary(state.parent().unwrap(), state),
     )
     .await;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 
 /// Waits (bounded) until the file at `path` holds `needle`: the line is
 /// written by conmon, and no event tells this process when.
@@ -34,18 +33,7 @@ async fn reopen_container_log_moves_later_output_to_a_new_file() {
     if !need_runc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runc",
-                conmon_runtime("runc", &[], dir),
-                PodNamespaceJoin::Paths,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runc().await;
     let log_dir = s.log_dir("rotate");
     let pod_cfg = pod_config("rotate", &log_dir);
     let pod = run_pod(&mut s.runtime, pod_cfg.clone(), "").await;

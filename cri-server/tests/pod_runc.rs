@@ -6,31 +6,14 @@ mod common;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 use tonic::Code;
-
-async fn runc_server() -> TestServer {
-    let s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runc",
-                conmon_runtime("runc", &[], dir),
-                PodNamespaceJoin::Paths,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
-    s
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_in_one_pod_share_network_ipc_and_hostname() {
     if !need_runc() {
         return;
     }
-    let mut s = runc_server().await;
+    let mut s = TestServer::start_runc().await;
     let log_dir = s.log_dir("shared");
     let mut pod_config = pod_config("shared", &log_dir);
     pod_config.dns_config = Some(cri::DnsConfig {
@@ -135,7 +118,7 @@ async fn security_context_sets_user_read_only_root_and_capabilities() {
     if !need_runc() {
         return;
     }
-    let mut s = runc_server().await;
+    let mut s = TestServer::start_runc().await;
     let pod_config = pod_config("secure", &s.log_dir("secure"));
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "").await;
     let script = idle_script("secure");
@@ -202,7 +185,7 @@ async fn names_are_reserved_and_missing_images_are_reported() {
     if !need_runc() {
         return;
     }
-    let mut s = runc_server().await;
+    let mut s = TestServer::start_runc().await;
     let pod_config = pod_config("dup", &s.log_dir("dup"));
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "").await;
     let err = s

@@ -152,19 +152,7 @@ async fn restart_scenario(handler: &[&str]) {
         .tempdir()
         .unwrap();
     let root = dir.path().to_path_buf();
-    let layout = busybox_layout(&root);
-    let out = Command::new(env!("CARGO_BIN_EXE_cri-server"))
-        .args(["import", "--state-dir"])
-        .arg(root.join("state"))
-        .arg(&layout)
-        .arg(IMAGE)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_with_binary(&root, &root.join("state"));
     let cleanup = Cleanup(root.clone());
 
     let server = ServerProcess::start(&root, handler);

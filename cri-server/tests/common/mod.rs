@@ -239,6 +239,24 @@ impl TestServer {
         }
     }
 
+    /// A server with one `runc` handler joining pods by path, the busybox
+    /// image imported.
+    pub async fn start_runc() -> Self {
+        let s = Self::start(
+            |dir| {
+                vec![handler(
+                    "runc",
+                    conmon_runtime("runc", &[], dir),
+                    PodNamespaceJoin::Paths,
+                )]
+            },
+            |_| {},
+        )
+        .await;
+        s.import_busybox();
+        s
+    }
+
     /// Stops serving and waits for the server to finish.
     pub async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -332,6 +350,25 @@ pub fn delete_containers_under(dir: &Path) {
             }
         }
     }
+}
+
+/// Imports the busybox layout built under `dir` into the state directory
+/// `state` with the `cri-server import` subcommand, as an operator would.
+pub fn import_with_binary(dir: &Path, state: &Path) {
+    let layout = busybox_layout(dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cri-server"))
+        .args(["import", "--state-dir"])
+        .arg(state)
+        .arg(&layout)
+        .arg(IMAGE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(IMAGE_FULL));
 }
 
 /// A channel to the CRI socket at `path`.
