@@ -14,10 +14,15 @@ use testkit::conformance::{run, BusyboxTarget, Options};
 
 async fn conformance(runtime: &str, flags: &[&str]) {
     let s = setup(runtime, flags);
+    let config = s.runtime.config().clone();
     let runtime: Arc<dyn OciRuntime> = Arc::new(s.runtime);
     // conmon's own placement is tested in placement.rs; here it would
     // leave podman's shared parent cgroup behind.
-    let target = BusyboxTarget::new(runtime).customize(|b| b.cgroups_mode(CgroupsMode::NoConmon));
+    let target = BusyboxTarget::new(runtime)
+        .customize(|b| b.cgroups_mode(CgroupsMode::NoConmon))
+        // A new driver over the same directories, as after an engine's
+        // restart.
+        .reopen_with(move || Arc::new(conmon_driver::ConmonRuntime::new(config.clone()).unwrap()));
     let report = run(&target, &Options::default()).await;
     println!("{report}");
     report.assert_all_passed();

@@ -172,3 +172,44 @@ async fn listing_runs_nothing_and_names_every_selected_case() {
         "{text}"
     );
 }
+
+/// A target that cannot reopen its runtime: the cases needing a reopened
+/// runtime are skipped, saying so; the mock's own target reopens.
+struct NoReopen(MockTarget);
+
+#[async_trait]
+impl testkit::conformance::Target for NoReopen {
+    fn runtime(&self) -> Arc<dyn OciRuntime> {
+        self.0.runtime()
+    }
+
+    async fn prepare(
+        &self,
+        id: runtime_api::ContainerId,
+        spec: &testkit::conformance::ContainerSpec,
+    ) -> std::result::Result<testkit::conformance::Prepared, String> {
+        self.0.prepare(id, spec).await
+    }
+
+    fn exec_config(&self, workload: &testkit::conformance::Workload) -> runtime_api::ExecConfig {
+        self.0.exec_config(workload)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_cases_are_skipped_for_a_target_that_cannot_reopen() {
+    let options = Options::default().with_filter("reopened");
+    let plain = NoReopen(MockTarget::new(Arc::new(MockRuntime::new())));
+    let report = run(&plain, &options).await;
+    assert!(!report.rows.is_empty(), "no case needs a reopened runtime");
+    for row in &report.rows {
+        match &row.outcome {
+            Outcome::Skipped(reason) => assert!(reason.contains("cannot reopen"), "{reason}"),
+            other => panic!("{}: {other:?}", row.name),
+        }
+    }
+    let reopening = MockTarget::new(Arc::new(MockRuntime::new()));
+    let report = run(&reopening, &options).await;
+    report.assert_all_passed();
+    assert_eq!(report.counts(), (report.rows.len(), 0, 0), "{report}");
+}

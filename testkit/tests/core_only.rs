@@ -51,6 +51,9 @@ impl Target for CoreOnlyTarget {
     fn runtime(&self) -> Arc<dyn OciRuntime> {
         self.runtime.clone()
     }
+    fn reopened(&self) -> Option<Arc<dyn OciRuntime>> {
+        Some(Arc::new(CoreOnly(Arc::new(self.runtime.0.reopen()))))
+    }
     async fn prepare(
         &self,
         id: ContainerId,

@@ -21,6 +21,7 @@ pub struct BusyboxTarget {
             + Send
             + Sync,
     >,
+    reopen: Option<Arc<dyn Fn() -> Arc<dyn OciRuntime> + Send + Sync>>,
 }
 
 impl BusyboxTarget {
@@ -30,7 +31,18 @@ impl BusyboxTarget {
             runtime,
             rootless: None,
             customize: Arc::new(|b| b),
+            reopen: None,
         }
+    }
+
+    /// Makes [`Target::reopened`] answer `reopen()`: a new instance of the
+    /// runtime over the same state.
+    pub fn reopen_with(
+        mut self,
+        reopen: impl Fn() -> Arc<dyn OciRuntime> + Send + Sync + 'static,
+    ) -> Self {
+        self.reopen = Some(Arc::new(reopen));
+        self
     }
 
     /// Builds rootless bundles with `mapping` (for a runtime driven by an
@@ -99,6 +111,10 @@ fn quote(text: &str) -> String {
 impl Target for BusyboxTarget {
     fn runtime(&self) -> Arc<dyn OciRuntime> {
         Arc::clone(&self.runtime)
+    }
+
+    fn reopened(&self) -> Option<Arc<dyn OciRuntime>> {
+        self.reopen.as_ref().map(|reopen| reopen())
     }
 
     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {

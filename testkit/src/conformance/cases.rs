@@ -37,6 +37,9 @@ pub struct Case {
     /// The optional feature it needs; `None` for the core, which never
     /// skips.
     pub feature: Option<Feature>,
+    /// Whether it needs [`Target::reopened`](super::Target::reopened); it
+    /// is skipped for a target that cannot reopen its runtime.
+    pub reopens: bool,
     /// Its body.
     pub run: CaseFn,
 }
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Case {
             .field("name", &self.name)
             .field("area", &self.area)
             .field("feature", &self.feature)
+            .field("reopens", &self.reopens)
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +61,18 @@ macro_rules! case {
             name: $name,
             area: $area,
             feature: $feature,
+            reopens: false,
             run: |ctx| Box::pin($body(ctx)),
+        }
+    };
+}
+
+/// A core case that needs a reopened runtime.
+macro_rules! reopen_case {
+    ($name:expr, $area:expr, $body:path) => {
+        Case {
+            reopens: true,
+            ..case!($name, $area, None, $body)
         }
     };
 }
@@ -220,6 +235,11 @@ pub fn cases() -> Vec<Case> {
             core,
             start_running
         ),
+        reopen_case!(
+            "a reopened runtime drives the containers of the first: status, exit codes, kill, wait, delete",
+            "restart",
+            reopened_runtime_drives_containers
+        ),
         case!(
             "every feature left out of features() answers Unsupported from each of its calls",
             "features",
@@ -377,6 +397,73 @@ async fn start_running(ctx: &Context<'_>) -> Result<(), String> {
     check(status == ContainerStatus::Running, || {
         format!("status {status} after a second start")
     })
+}
+
+async fn reopened_runtime_drives_containers(ctx: &Context<'_>) -> Result<(), String> {
+    let running = ctx.started(Workload::UntilSignalled).await?;
+    let exiting = ctx.started(Workload::Exit(7)).await?;
+    let created = ctx.created(Workload::Exit(0)).await?;
+    let second = ctx
+        .target()
+        .reopened()
+        .ok_or("the target offers no reopened runtime")?;
+    // The exit of `exiting` may come before or after the reopening: both
+    // are what an engine restarting meets.
+    let code = second
+        .wait(&exiting, PATIENCE)
+        .await
+        .map_err(|e| unexpected("wait through the reopened runtime", &e))?;
+    check(code == 7, || {
+        format!("exit code {code} through the reopened runtime")
+    })?;
+    let state = second
+        .status(&exiting)
+        .await
+        .map_err(|e| unexpected("status through the reopened runtime", &e))?;
+    check(
+        state.status == ContainerStatus::Exited && state.exit_code == Some(7),
+        || format!("{state:?} for an exited container through the reopened runtime"),
+    )?;
+    for (c, expected) in [
+        (&running, ContainerStatus::Running),
+        (&created, ContainerStatus::Created),
+    ] {
+        let status = second
+            .status(c)
+            .await
+            .map_err(|e| unexpected("status through the reopened runtime", &e))?
+            .status;
+        check(status == expected, || {
+            format!("status {status} through the reopened runtime, expected {expected}")
+        })?;
+    }
+    expect_kind(
+        "create of a running container's id through the reopened runtime",
+        second.create(&running, CreateOptions::default()).await,
+        |e| matches!(e, RuntimeError::AlreadyExists { .. }),
+        "AlreadyExists",
+    )?;
+    second
+        .kill(&running, Signal::TERM, false)
+        .await
+        .map_err(|e| unexpected("kill through the reopened runtime", &e))?;
+    let code = second
+        .wait(&running, PATIENCE)
+        .await
+        .map_err(|e| unexpected("wait through the reopened runtime", &e))?;
+    check(code == 143, || format!("exit code {code} after SIGTERM"))?;
+    for c in [&running, &exiting, &created] {
+        second
+            .delete(c)
+            .await
+            .map_err(|e| unexpected("delete through the reopened runtime", &e))?;
+    }
+    expect_kind(
+        "status of a container the reopened runtime deleted, through the first",
+        ctx.runtime().status(&running).await,
+        no_such,
+        "NoSuchContainer",
+    )
 }
 
 async fn wait_returns_code(ctx: &Context<'_>) -> Result<(), String> {

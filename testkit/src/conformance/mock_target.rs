@@ -67,6 +67,10 @@ impl Target for MockTarget {
         self.mock.clone()
     }
 
+    fn reopened(&self) -> Option<Arc<dyn OciRuntime>> {
+        Some(Arc::new(self.mock.reopen()))
+    }
+
     async fn prepare(&self, id: ContainerId, spec: &ContainerSpec) -> Result<Prepared, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let program = self.program(&spec.workload);

@@ -133,6 +133,9 @@ pub async fn run(target: &dyn Target, options: &Options) -> Report {
     let mut report = Report::default();
     for case in &selected {
         let outcome = match case.feature {
+            _ if case.reopens && target.reopened().is_none() => Outcome::Skipped(
+                "the target cannot reopen its runtime (Target::reopened answers None)".into(),
+            ),
             Some(feature) if !features.contains(feature) => {
                 match probe_unsupported(runtime.as_ref(), feature).await {
                     Ok(()) => Outcome::Skipped(format!(

@@ -168,4 +168,13 @@ pub trait Target: Send + Sync {
     /// target prepared: with stdin for [`Workload::Cat`], a terminal for
     /// [`Workload::ReportSize`].
     fn exec_config(&self, workload: &Workload) -> ExecConfig;
+
+    /// A second instance of the runtime over the same containers, as an
+    /// engine gets one after it restarted while its containers ran on (a
+    /// new driver over the same state directories). `None` (the default)
+    /// skips the cases that need it; a runtime an engine must survive the
+    /// restart of (a CRI server's) should offer it.
+    fn reopened(&self) -> Option<Arc<dyn OciRuntime>> {
+        None
+    }
 }

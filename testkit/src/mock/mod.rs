@@ -301,6 +301,17 @@ impl MockRuntime {
             .insert((operation, nth), Fault::Delay(delay));
     }
 
+    /// A second instance over the same containers and programs, with the
+    /// same features: what an engine gets from a new driver after it
+    /// restarted, its containers having run on. Calls through either are
+    /// logged in one call log.
+    pub fn reopen(&self) -> MockRuntime {
+        Self {
+            features: self.features,
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
     /// Every call so far, in order, including calls refused as
     /// `Unsupported` and calls that failed.
     pub fn calls(&self) -> Vec<Call> {
