@@ -417,7 +417,12 @@ async fn all_removed(env: &Env) -> Result<String, String> {
 }
 
 async fn conformance(env: &Env) -> Result<String, String> {
-    let target = BusyboxTarget::new(env.runtime.clone()).rootless(env.mapping.clone());
+    let config = env.runtime.config().clone();
+    let target = BusyboxTarget::new(env.runtime.clone())
+        .rootless(env.mapping.clone())
+        .reopen_with(move || {
+            Arc::new(ConmonRuntime::new(config.clone()).expect("the same configuration again"))
+        });
     let report = run(&target, &Options::default()).await;
     println!("{report}");
     let (passed, skipped, failed) = report.counts();
