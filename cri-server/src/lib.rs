@@ -31,19 +31,23 @@
 //! # }
 //! ```
 
+mod checkpoint;
 mod config;
 mod engine;
 mod error;
+pub mod events;
 pub mod images;
 mod serve;
 mod service;
 pub mod spec;
+pub mod stats;
 
 pub use config::{
     CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
 };
 pub use engine::{ContainerRecord, Engine, ExecOutput, PodRecord};
 pub use error::{runtime_code, CriError, Result};
+pub use events::{EventStream, EventsLagged};
 pub use k8s_cri;
 pub use serve::{bind, serve, MAX_MESSAGE};
 pub use service::{CriService, CRI_API_VERSION, RUNTIME_NAME};

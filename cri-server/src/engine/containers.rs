@@ -22,6 +22,7 @@ use super::{
     bounded, labels_match, nanos, new_id, now_nanos, remove_tree, ContainerRecord, Engine,
 };
 use crate::error::{CriError, Result};
+use crate::events::EventKind;
 use crate::spec::{container_spec, linux_resources, ContainerInputs};
 
 /// What an `ExecSync` produced.
@@ -112,6 +113,8 @@ impl Engine {
         match self.create_in_pod(&id, &pod, &config, &image, &dir).await {
             Ok(record) => {
                 self.records().containers.insert(id.clone(), record);
+                self.emit_container(&id, pod_id, EventKind::ContainerCreatedEvent)
+                    .await;
                 Ok(id)
             }
             Err(e) => {
@@ -243,7 +246,11 @@ impl Engine {
             self.config.timeouts.call,
             runtime.start(&c.description),
         )
-        .await
+        .await?;
+        self.events().started(id);
+        self.emit_container(id, &c.pod_id, EventKind::ContainerStartedEvent)
+            .await;
+        Ok(())
     }
 
     /// `StopContainer`: the stop signal, up to `timeout`, then SIGKILL.
@@ -259,7 +266,10 @@ impl Engine {
         )
         .await
         {
-            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => Ok(()),
+            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {
+                self.emit_container_stopped(id, &c.pod_id).await;
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -273,13 +283,20 @@ impl Engine {
         };
         let runtime = self.runtime(&c.handler)?;
         self.stop_and_delete(&runtime, &c.description).await?;
+        self.events().unwatch(id);
+        self.emit_container_stopped(id, &c.pod_id).await;
         remove_tree(&c.dir)?;
-        let mut records = self.records();
-        records.containers.remove(id);
-        let name = c.description.name().to_string();
-        if records.names.get(&name).map(String::as_str) == Some(id) {
-            records.names.remove(&name);
+        {
+            let mut records = self.records();
+            records.containers.remove(id);
+            let name = c.description.name().to_string();
+            if records.names.get(&name).map(String::as_str) == Some(id) {
+                records.names.remove(&name);
+            }
         }
+        self.sampler().forget(id);
+        self.emit_container(id, &c.pod_id, EventKind::ContainerDeletedEvent)
+            .await;
         Ok(())
     }
 

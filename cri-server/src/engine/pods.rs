@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
+
+use crate::events::EventKind;
 use runtime_api::{
     ContainerDescription, ContainerId, ContainerStatus, CreateOptions, LogDriver, RuntimeError,
     Signal,
@@ -87,6 +89,10 @@ impl Engine {
         match self.create_pod(&id, &config, &handler, &dir).await {
             Ok(record) => {
                 self.records().pods.insert(id.clone(), record);
+                self.emit_sandbox(&id, EventKind::ContainerCreatedEvent, None)
+                    .await;
+                self.emit_sandbox(&id, EventKind::ContainerStartedEvent, None)
+                    .await;
                 Ok(id)
             }
             Err(e) => {
@@ -311,6 +317,7 @@ impl Engine {
                 Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
                 Err(e) => return Err(e),
             }
+            self.emit_container_stopped(&c.id, id).await;
         }
         match bounded(
             format!("stopping the infra container of pod {id}"),
@@ -322,8 +329,13 @@ impl Engine {
             Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
             Err(e) => return Err(e),
         }
-        if let Some(p) = self.records().pods.get_mut(id) {
-            p.stopped = true;
+        let first_stop = match self.records().pods.get_mut(id) {
+            Some(p) => !std::mem::replace(&mut p.stopped, true),
+            None => false,
+        };
+        if first_stop {
+            self.emit_sandbox(id, EventKind::ContainerStoppedEvent, None)
+                .await;
         }
         Ok(())
     }
@@ -341,14 +353,19 @@ impl Engine {
         let runtime = self.runtime(&pod.handler)?;
         self.stop_and_delete(&runtime, &pod.infra).await?;
         remove_tree(&pod.dir)?;
-        let mut records = self.records();
-        records.pods.remove(id);
-        if let Some(meta) = &pod.config.metadata {
-            let key = pod_name_key(meta);
-            if records.names.get(&key).map(String::as_str) == Some(id) {
-                records.names.remove(&key);
+        {
+            let mut records = self.records();
+            records.pods.remove(id);
+            if let Some(meta) = &pod.config.metadata {
+                let key = pod_name_key(meta);
+                if records.names.get(&key).map(String::as_str) == Some(id) {
+                    records.names.remove(&key);
+                }
             }
         }
+        self.sampler().forget(id);
+        self.emit_sandbox(id, EventKind::ContainerDeletedEvent, Some(&pod))
+            .await;
         Ok(())
     }
 
