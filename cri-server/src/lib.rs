@@ -15,6 +15,14 @@
 //!   `import` subcommand); layers are unpacked, whiteouts applied, into a
 //!   root filesystem per container.
 //! - [`spec`] turns CRI configurations into OCI specs.
+//! - [`stats`] reads container and pod figures from the host's cgroups
+//!   (v1 or v2, found from each init pid), the writable layers and the
+//!   pod's loopback counters, for the stats calls.
+//! - [`events`] streams the lifecycle events of `GetContainerEvents`, fed
+//!   by the engine's operations and by one exit watcher per started
+//!   container ([`Engine::watch_exit`]).
+//! - `CheckpointContainer` goes through the runtime's checkpoint feature,
+//!   the container left running ([`Engine::checkpoint_container`]).
 //! - [`serve`](serve()) serves both services on a socket from [`bind`].
 //!
 //! `docs/cri.md` lists every CRI call as supported, partial or not yet.
