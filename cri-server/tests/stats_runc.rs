@@ -211,3 +211,69 @@ async fn stats_rise_with_memory_and_cpu_use() {
     s.assert_nothing_left(&[&pod, &mem, &cpu]);
     s.finish().await;
 }
+
+/// Under runsc the pid the runtime reports is the sandbox's: a container's
+/// figures are its sandbox's cgroup (each container is a sandbox of its
+/// own with the isolated handler), and a busy loop inside gVisor still
+/// shows as rising CPU time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_under_runsc_are_the_sandbox_cgroup() {
+    if !need_runsc() {
+        return;
+    }
+    let mut s = TestServer::start(
+        |dir| {
+            vec![handler(
+                "runsc",
+                conmon_runtime("runsc", &["--network=none"], dir),
+                PodNamespaceJoin::Isolated,
+            )]
+        },
+        |_| {},
+    )
+    .await;
+    s.import_busybox();
+    let pod_config = pod_config("gstats", &s.log_dir("gstats"));
+    let pod = run_pod(&mut s.runtime, pod_config.clone(), "runsc").await;
+    let busy = run_container(
+        &mut s.runtime,
+        &pod,
+        &pod_config,
+        container_config("busy", &["sh", "-c", "while :; do :; done"]),
+    )
+    .await;
+    let first = stats(&mut s.runtime, &busy).await;
+    assert!(value(&first.memory.expect("memory figures").usage_bytes).unwrap() > 0);
+    let first_ns = value(&first.cpu.expect("cpu figures").usage_core_nano_seconds).unwrap();
+    let client = s.runtime.clone();
+    poll_until(
+        "cpu time to rise in gVisor",
+        Duration::from_secs(60),
+        || {
+            let mut client = client.clone();
+            let busy = busy.clone();
+            async move {
+                let c = stats(&mut client, &busy).await.cpu?;
+                (value(&c.usage_core_nano_seconds)? > first_ns + 100_000_000).then_some(())
+            }
+        },
+    )
+    .await;
+    let pod_stats = s
+        .runtime
+        .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = pod_stats.linux.unwrap();
+    assert_eq!(linux.containers.len(), 1);
+    assert!(value(&linux.cpu.unwrap().usage_core_nano_seconds).unwrap() > first_ns);
+    remove_pod(&mut s.runtime, &pod).await;
+    assert_eq!(s.engine.exit_watchers(), 0);
+    s.assert_nothing_left(&[&pod, &busy]);
+    s.finish().await;
+}

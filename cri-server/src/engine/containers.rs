@@ -225,7 +225,9 @@ impl Engine {
         })
     }
 
-    /// `StartContainer`.
+    /// `StartContainer`. Its STARTED event is sent here; the exit
+    /// watcher that sends STOPPED when the process ends on its own is
+    /// armed by [`Engine::watch_exit`], which the gRPC service calls next.
     pub async fn start_container(&self, id: &str) -> Result<()> {
         let c = self.container(id)?;
         let runtime = self.runtime(&c.handler)?;
