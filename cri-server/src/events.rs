@@ -140,6 +140,12 @@ impl Engine {
         lock(&self.events().watchers).len()
     }
 
+    /// How many subscriptions are open (a client that went away is
+    /// dropped with its stream).
+    pub fn event_subscribers(&self) -> usize {
+        self.events().sender.receiver_count()
+    }
+
     /// The statuses of `pod_id`'s containers, for an event.
     async fn pod_container_statuses(&self, pod_id: &str) -> Vec<cri::ContainerStatus> {
         let mut out = Vec::new();

@@ -151,7 +151,15 @@ async fn lifecycle_events_arrive_in_order() {
             .is_err(),
         "an unexpected event"
     );
+    assert_eq!(s.engine.event_subscribers(), 1);
     drop(events);
+    // The server drops the subscription when the client's stream goes.
+    let engine = s.engine.clone();
+    poll_until("the subscription to be dropped", LIMIT, || {
+        let engine = engine.clone();
+        async move { (engine.event_subscribers() == 0).then_some(()) }
+    })
+    .await;
     s.assert_nothing_left(&[&pod, &short, &long, &last]);
     s.finish().await;
 }
