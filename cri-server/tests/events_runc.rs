@@ -144,6 +144,20 @@ async fn lifecycle_events_arrive_in_order() {
         "no watcher outlives its container"
     );
 
+    // A pod removed without StopPodSandbox still reports its stop.
+    let other_config = common::pod_config("events2", &s.log_dir("events2"));
+    let other = run_pod(&mut s.runtime, other_config, "runc").await;
+    expect_event(&mut events, Kind::ContainerCreatedEvent, &other).await;
+    expect_event(&mut events, Kind::ContainerStartedEvent, &other).await;
+    s.runtime
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: other.clone(),
+        })
+        .await
+        .unwrap();
+    expect_event(&mut events, Kind::ContainerStoppedEvent, &other).await;
+    expect_event(&mut events, Kind::ContainerDeletedEvent, &other).await;
+
     // Nothing more arrived: the next event would be a duplicate.
     assert!(
         tokio::time::timeout(Duration::from_millis(500), events.message())
@@ -160,6 +174,6 @@ async fn lifecycle_events_arrive_in_order() {
         async move { (engine.event_subscribers() == 0).then_some(()) }
     })
     .await;
-    s.assert_nothing_left(&[&pod, &short, &long, &last]);
+    s.assert_nothing_left(&[&pod, &other, &short, &long, &last]);
     s.finish().await;
 }

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
-
-use crate::events::EventKind;
 use runtime_api::{
     ContainerDescription, ContainerId, ContainerStatus, CreateOptions, LogDriver, RuntimeError,
     Signal,
@@ -14,6 +12,7 @@ use runtime_api::{
 use super::{bounded, labels_match, new_id, now_nanos, remove_tree, Engine, PodRecord};
 use crate::config::PodNamespaceJoin;
 use crate::error::{CriError, Result};
+use crate::events::EventKind;
 use crate::spec::{infra_spec, Join, PodNamespaces};
 
 /// Annotation naming a container's role (`sandbox` or `container`), as
@@ -352,6 +351,11 @@ impl Engine {
         }
         let runtime = self.runtime(&pod.handler)?;
         self.stop_and_delete(&runtime, &pod.infra).await?;
+        if !self.pod(id).is_ok_and(|p| p.stopped) {
+            // Removed without StopPodSandbox: it stopped just now.
+            self.emit_sandbox(id, EventKind::ContainerStoppedEvent, None)
+                .await;
+        }
         remove_tree(&pod.dir)?;
         {
             let mut records = self.records();
