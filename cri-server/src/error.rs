@@ -50,6 +50,16 @@ pub enum CriError {
     #[error("{0}")]
     DeadlineExceeded(String),
 
+    /// The runtime cannot checkpoint on this host (CRIU is missing or
+    /// cannot run); the container is untouched.
+    #[error("container {id} cannot be checkpointed on this host: {detail}")]
+    CheckpointUnavailable {
+        /// The container.
+        id: String,
+        /// The runtime's command and what it said.
+        detail: String,
+    },
+
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -86,7 +96,9 @@ impl CriError {
             Self::InvalidArgument(_) => Code::InvalidArgument,
             Self::NotFound { .. } => Code::NotFound,
             Self::NameReserved { .. } => Code::AlreadyExists,
-            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::FailedPrecondition(_) | Self::CheckpointUnavailable { .. } => {
+                Code::FailedPrecondition
+            }
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Runtime(e) => runtime_code(e),

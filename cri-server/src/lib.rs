@@ -17,6 +17,14 @@
 //!   `import` subcommand); layers are unpacked, whiteouts applied, into a
 //!   root filesystem per container.
 //! - [`spec`] turns CRI configurations into OCI specs.
+//! - [`stats`] reads container and pod figures from the host's cgroups
+//!   (v1 or v2, found from each init pid), the writable layers and the
+//!   pod's loopback counters, for the stats calls.
+//! - [`events`] streams the lifecycle events of `GetContainerEvents`, fed
+//!   by the engine's operations and by one exit watcher per started
+//!   container ([`Engine::watch_exit`]).
+//! - `CheckpointContainer` goes through the runtime's checkpoint feature,
+//!   the container left running ([`Engine::checkpoint_container`]).
 //! - [`serve`](serve()) serves both services on a socket from [`bind`].
 //!
 //! `docs/cri.md` lists every CRI call as supported, partial or not yet.
@@ -33,20 +41,24 @@
 //! # }
 //! ```
 
+mod checkpoint;
 mod config;
 mod durable;
 mod engine;
 mod error;
+pub mod events;
 pub mod images;
 mod serve;
 mod service;
 pub mod spec;
+pub mod stats;
 
 pub use config::{
     CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
 };
 pub use engine::{ContainerRecord, Engine, ExecOutput, PodRecord, Recovery};
 pub use error::{runtime_code, CriError, Result};
+pub use events::{EventStream, EventsLagged};
 pub use k8s_cri;
 pub use serve::{bind, serve, MAX_MESSAGE};
 pub use service::{CriService, CRI_API_VERSION, RUNTIME_NAME};

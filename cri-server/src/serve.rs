@@ -56,6 +56,7 @@ pub async fn serve(
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    engine.watch_recovered().await;
     let service = CriService::new(engine);
     tonic::transport::Server::builder()
         .add_service(

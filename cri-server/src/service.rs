@@ -152,6 +152,8 @@ impl RuntimeService for CriService {
         let r = request.into_inner();
         non_empty(&r.container_id, "container id")?;
         self.engine.start_container(&r.container_id).await?;
+        // Its exit, when its process ends on its own, is an event.
+        self.engine.watch_exit(&r.container_id);
         ok(cri::StartContainerResponse {})
     }
 
@@ -267,42 +269,44 @@ impl RuntimeService for CriService {
 
     async fn container_stats(
         &self,
-        _: Request<cri::ContainerStatsRequest>,
+        request: Request<cri::ContainerStatsRequest>,
     ) -> Reply<cri::ContainerStatsResponse> {
-        Err(not_yet(
-            "ContainerStats",
-            "the OciRuntime trait has no stats call",
-        ))
+        let r = request.into_inner();
+        non_empty(&r.container_id, "container id")?;
+        let stats = self.engine.container_stats(&r.container_id).await?;
+        ok(cri::ContainerStatsResponse { stats: Some(stats) })
     }
 
     async fn list_container_stats(
         &self,
-        _: Request<cri::ListContainerStatsRequest>,
+        request: Request<cri::ListContainerStatsRequest>,
     ) -> Reply<cri::ListContainerStatsResponse> {
-        Err(not_yet(
-            "ListContainerStats",
-            "the OciRuntime trait has no stats call",
-        ))
+        let stats = self
+            .engine
+            .list_container_stats(request.into_inner().filter)
+            .await?;
+        ok(cri::ListContainerStatsResponse { stats })
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Reply<cri::PodSandboxStatsResponse> {
-        Err(not_yet(
-            "PodSandboxStats",
-            "the OciRuntime trait has no stats call",
-        ))
+        let r = request.into_inner();
+        non_empty(&r.pod_sandbox_id, "pod sandbox id")?;
+        let stats = self.engine.pod_stats(&r.pod_sandbox_id).await?;
+        ok(cri::PodSandboxStatsResponse { stats: Some(stats) })
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Reply<cri::ListPodSandboxStatsResponse> {
-        Err(not_yet(
-            "ListPodSandboxStats",
-            "the OciRuntime trait has no stats call",
-        ))
+        let stats = self
+            .engine
+            .list_pod_stats(request.into_inner().filter)
+            .await?;
+        ok(cri::ListPodSandboxStatsResponse { stats })
     }
 
     async fn update_runtime_config(
@@ -387,12 +391,15 @@ impl RuntimeService for CriService {
 
     async fn checkpoint_container(
         &self,
-        _: Request<cri::CheckpointContainerRequest>,
+        request: Request<cri::CheckpointContainerRequest>,
     ) -> Reply<cri::CheckpointContainerResponse> {
-        Err(not_yet(
-            "CheckpointContainer",
-            "exporting a checkpoint archive is not implemented (the trait's checkpoint feature exists)",
-        ))
+        let r = request.into_inner();
+        non_empty(&r.container_id, "container id")?;
+        let timeout = seconds(r.timeout, "timeout")?;
+        self.engine
+            .checkpoint_container(&r.container_id, &r.location, timeout)
+            .await?;
+        ok(cri::CheckpointContainerResponse {})
     }
 
     type GetContainerEventsStream = Pin<
@@ -407,24 +414,33 @@ impl RuntimeService for CriService {
         &self,
         _: Request<cri::GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        Err(not_yet(
-            "GetContainerEvents",
-            "the OciRuntime trait reports no events; the kubelet falls back to polling (generic PLEG)",
-        ))
+        use tokio_stream::StreamExt;
+        // A subscriber that lagged gets Aborted and its stream ends.
+        let events = self
+            .engine
+            .subscribe_events()
+            .map(|item| item.map_err(|lagged| Status::aborted(lagged.to_string())));
+        ok(Box::pin(events))
     }
 
     async fn list_metric_descriptors(
         &self,
         _: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Reply<cri::ListMetricDescriptorsResponse> {
-        Err(not_yet("ListMetricDescriptors", "no metrics are collected"))
+        Err(not_yet(
+            "ListMetricDescriptors",
+            "no Prometheus-style metrics are described; the kubelet reads the stats calls (ContainerStats, PodSandboxStats)",
+        ))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Reply<cri::ListPodSandboxMetricsResponse> {
-        Err(not_yet("ListPodSandboxMetrics", "no metrics are collected"))
+        Err(not_yet(
+            "ListPodSandboxMetrics",
+            "no Prometheus-style metrics are collected; use ListPodSandboxStats",
+        ))
     }
 
     async fn runtime_config(

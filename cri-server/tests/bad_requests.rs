@@ -239,16 +239,10 @@ async fn bad_requests_answer_grpc_codes_with_messages() {
         "streaming server",
     );
     expect(
-        rt.container_stats(cri::ContainerStatsRequest::default())
+        rt.list_metric_descriptors(cri::ListMetricDescriptorsRequest::default())
             .await,
         Code::Unimplemented,
-        "stats",
-    );
-    expect(
-        rt.list_container_stats(cri::ListContainerStatsRequest::default())
-            .await,
-        Code::Unimplemented,
-        "stats",
+        "stats calls",
     );
     expect(
         rt.reopen_container_log(cri::ReopenContainerLogRequest::default())
@@ -264,18 +258,43 @@ async fn bad_requests_answer_grpc_codes_with_messages() {
         Code::NotFound,
         "nope",
     );
+    // Stats, checkpoint and events of unknown or missing ids.
     expect(
-        rt.checkpoint_container(cri::CheckpointContainerRequest::default())
+        rt.container_stats(cri::ContainerStatsRequest::default())
             .await,
-        Code::Unimplemented,
-        "checkpoint",
+        Code::InvalidArgument,
+        "container id",
     );
     expect(
-        rt.get_container_events(cri::GetEventsRequest::default())
-            .await
-            .map(|_| ()),
-        Code::Unimplemented,
-        "events",
+        rt.container_stats(cri::ContainerStatsRequest {
+            container_id: "nope".into(),
+        })
+        .await,
+        Code::NotFound,
+        "nope",
     );
+    expect(
+        rt.pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: "nope".into(),
+        })
+        .await,
+        Code::NotFound,
+        "nope",
+    );
+    expect(
+        rt.checkpoint_container(cri::CheckpointContainerRequest {
+            container_id: "nope".into(),
+            location: "/tmp/nope.tar".into(),
+            timeout: 0,
+        })
+        .await,
+        Code::NotFound,
+        "nope",
+    );
+    let listed = rt
+        .list_container_stats(cri::ListContainerStatsRequest::default())
+        .await
+        .unwrap();
+    assert!(listed.into_inner().stats.is_empty());
     s.finish().await;
 }

@@ -190,7 +190,7 @@ async fn restart_scenario(handler: &[&str]) {
     // its conmon writes the exit file and exits.
     let (runtime, flags) = runtime_of(handler);
     let out = Command::new(runtime)
-        .args(flags)
+        .args(&flags)
         .args(["kill", &waiter, "TERM"])
         .output()
         .unwrap();
@@ -246,6 +246,28 @@ async fn restart_scenario(handler: &[&str]) {
         exec_text(&mut client, &idle, &["echo", "still-driven"]).await,
         "still-driven"
     );
+
+    // The restarted server watches the containers it took back: one
+    // ending on its own (told by the runtime's CLI) sends STOPPED.
+    let mut events = subscribe_events(&mut client).await;
+    let out = Command::new(runtime)
+        .args(&flags)
+        .args(["kill", &idle, "TERM"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event = next_event(&mut events, Duration::from_secs(30)).await;
+    assert_eq!(event.container_id, idle, "{event:?}");
+    assert_eq!(
+        event.container_event_type,
+        cri::ContainerEventType::ContainerStoppedEvent as i32,
+        "{event:?}"
+    );
+    drop(events);
 
     // The names stay reserved across the restart.
     let again = client

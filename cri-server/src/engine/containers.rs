@@ -24,6 +24,7 @@ use super::{
 };
 use crate::config::RuntimeHandler;
 use crate::error::{CriError, Result};
+use crate::events::EventKind;
 use crate::spec::{container_spec, linux_resources, ContainerInputs};
 
 /// What an `ExecSync` produced.
@@ -114,6 +115,8 @@ impl Engine {
         match self.create_in_pod(&id, &pod, &config, &image, &dir).await {
             Ok(record) => {
                 self.records().containers.insert(id.clone(), record);
+                self.emit_container(&id, pod_id, EventKind::ContainerCreatedEvent)
+                    .await;
                 Ok(id)
             }
             Err(e) => {
@@ -253,7 +256,9 @@ impl Engine {
         Ok(builder.build()?)
     }
 
-    /// `StartContainer`.
+    /// `StartContainer`. Its STARTED event is sent here; the exit
+    /// watcher that sends STOPPED when the process ends on its own is
+    /// armed by [`Engine::watch_exit`], which the gRPC service calls next.
     pub async fn start_container(&self, id: &str) -> Result<()> {
         let c = self.container(id)?;
         let runtime = self.runtime(&c.handler)?;
@@ -274,7 +279,11 @@ impl Engine {
             self.config.timeouts.call,
             runtime.start(&c.description),
         )
-        .await
+        .await?;
+        self.events().started(id);
+        self.emit_container(id, &c.pod_id, EventKind::ContainerStartedEvent)
+            .await;
+        Ok(())
     }
 
     /// `StopContainer`: the stop signal, up to `timeout`, then SIGKILL.
@@ -290,7 +299,10 @@ impl Engine {
         )
         .await
         {
-            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => Ok(()),
+            Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {
+                self.emit_container_stopped(id, &c.pod_id).await;
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -304,14 +316,21 @@ impl Engine {
         };
         let runtime = self.runtime(&c.handler)?;
         self.stop_and_delete(&runtime, &c.description).await?;
+        self.events().unwatch(id);
+        self.emit_container_stopped(id, &c.pod_id).await;
         store::forget(&c.dir)?;
         remove_tree(&c.dir)?;
-        let mut records = self.records();
-        records.containers.remove(id);
-        let name = c.description.name().to_string();
-        if records.names.get(&name).map(String::as_str) == Some(id) {
-            records.names.remove(&name);
+        {
+            let mut records = self.records();
+            records.containers.remove(id);
+            let name = c.description.name().to_string();
+            if records.names.get(&name).map(String::as_str) == Some(id) {
+                records.names.remove(&name);
+            }
         }
+        self.sampler().forget(id);
+        self.emit_container(id, &c.pod_id, EventKind::ContainerDeletedEvent)
+            .await;
         Ok(())
     }
 

@@ -86,6 +86,8 @@ pub struct Engine {
     images: ImageStore,
     records: Mutex<Records>,
     recovery: Recovery,
+    events: crate::events::EventHub,
+    sampler: crate::stats::Sampler,
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,6 +120,8 @@ impl Engine {
             images,
             records: Mutex::new(Records::default()),
             recovery: Recovery::default(),
+            events: crate::events::EventHub::default(),
+            sampler: crate::stats::Sampler::default(),
         };
         engine.recovery = engine.recover()?;
         Ok(engine)
@@ -137,6 +141,59 @@ impl Engine {
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    /// The lifecycle event channel and exit watchers.
+    pub(crate) fn events(&self) -> &crate::events::EventHub {
+        &self.events
+    }
+
+    /// The previous CPU samples, for nanocores.
+    pub(crate) fn sampler(&self) -> &crate::stats::Sampler {
+        &self.sampler
+    }
+
+    /// Container `id`'s record.
+    pub(crate) fn container_record(&self, id: &str) -> Result<ContainerRecord> {
+        self.records()
+            .containers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CriError::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            })
+    }
+
+    /// Every container's record, oldest first.
+    pub(crate) fn container_records(&self) -> Vec<ContainerRecord> {
+        let mut all: Vec<ContainerRecord> = self.records().containers.values().cloned().collect();
+        all.sort_by_key(|c| c.created_at);
+        all
+    }
+
+    /// Pod `id`'s record.
+    pub(crate) fn pod_record(&self, id: &str) -> Result<PodRecord> {
+        self.records()
+            .pods
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CriError::NotFound {
+                kind: "pod sandbox",
+                id: id.to_string(),
+            })
+    }
+
+    /// Every pod's record, oldest first.
+    pub(crate) fn pod_records(&self) -> Vec<PodRecord> {
+        let mut all: Vec<PodRecord> = self.records().pods.values().cloned().collect();
+        all.sort_by_key(|p| p.created_at);
+        all
+    }
+
+    /// The runtime of handler `name`.
+    pub(crate) fn runtime_of(&self, name: &str) -> Result<Arc<dyn OciRuntime>> {
+        self.runtime(name)
     }
 
     fn records(&self) -> MutexGuard<'_, Records> {

@@ -14,6 +14,7 @@ use super::store::{self, StoredPod};
 use super::{bounded, labels_match, new_id, now_nanos, remove_tree, Engine, PodRecord};
 use crate::config::{PodNamespaceJoin, RuntimeHandler};
 use crate::error::{CriError, Result};
+use crate::events::EventKind;
 use crate::spec::{infra_spec, Join, PodNamespaces};
 
 /// Annotation naming a container's role (`sandbox` or `container`), as
@@ -99,6 +100,10 @@ impl Engine {
         match self.create_pod(&id, &config, &handler, &dir).await {
             Ok(record) => {
                 self.records().pods.insert(id.clone(), record);
+                self.emit_sandbox(&id, EventKind::ContainerCreatedEvent, None)
+                    .await;
+                self.emit_sandbox(&id, EventKind::ContainerStartedEvent, None)
+                    .await;
                 Ok(id)
             }
             Err(e) => {
@@ -362,6 +367,7 @@ impl Engine {
                 Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
                 Err(e) => return Err(e),
             }
+            self.emit_container_stopped(&c.id, id).await;
         }
         match bounded(
             format!("stopping the infra container of pod {id}"),
@@ -373,14 +379,18 @@ impl Engine {
             Ok(()) | Err(CriError::Runtime(RuntimeError::NoSuchContainer { .. })) => {}
             Err(e) => return Err(e),
         }
-        let stopped = self.records().pods.get_mut(id).map(|p| {
-            p.stopped = true;
-            p.clone()
-        });
-        match stopped {
-            Some(pod) => self.persist_pod(&pod),
-            None => Ok(()),
+        let (first_stop, stopped) = match self.records().pods.get_mut(id) {
+            Some(p) => (!std::mem::replace(&mut p.stopped, true), Some(p.clone())),
+            None => (false, None),
+        };
+        if let Some(pod) = &stopped {
+            self.persist_pod(pod)?;
         }
+        if first_stop {
+            self.emit_sandbox(id, EventKind::ContainerStoppedEvent, None)
+                .await;
+        }
+        Ok(())
     }
 
     /// `RemovePodSandbox`: stops and removes the pod's containers, deletes
@@ -395,16 +405,26 @@ impl Engine {
         }
         let runtime = self.runtime(&pod.handler)?;
         self.stop_and_delete(&runtime, &pod.infra).await?;
+        if !self.pod(id).is_ok_and(|p| p.stopped) {
+            // Removed without StopPodSandbox: it stopped just now.
+            self.emit_sandbox(id, EventKind::ContainerStoppedEvent, None)
+                .await;
+        }
         store::forget(&pod.dir)?;
         remove_tree(&pod.dir)?;
-        let mut records = self.records();
-        records.pods.remove(id);
-        if let Some(meta) = &pod.config.metadata {
-            let key = pod_name_key(meta);
-            if records.names.get(&key).map(String::as_str) == Some(id) {
-                records.names.remove(&key);
+        {
+            let mut records = self.records();
+            records.pods.remove(id);
+            if let Some(meta) = &pod.config.metadata {
+                let key = pod_name_key(meta);
+                if records.names.get(&key).map(String::as_str) == Some(id) {
+                    records.names.remove(&key);
+                }
             }
         }
+        self.sampler().forget(id);
+        self.emit_sandbox(id, EventKind::ContainerDeletedEvent, Some(&pod))
+            .await;
         Ok(())
     }
 

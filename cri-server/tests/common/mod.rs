@@ -561,3 +561,48 @@ pub async fn remove_pod(client: &mut RuntimeServiceClient<Channel>, id: &str) {
         .await
         .unwrap();
 }
+
+// ----- stats, events and checkpoint helpers -----
+
+/// Subscribes to the server's container events.
+pub async fn subscribe_events(
+    client: &mut RuntimeServiceClient<Channel>,
+) -> tonic::Streaming<cri::ContainerEventResponse> {
+    client
+        .get_container_events(cri::GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next event of `events`, failing the test past `limit`.
+pub async fn next_event(
+    events: &mut tonic::Streaming<cri::ContainerEventResponse>,
+    limit: Duration,
+) -> cri::ContainerEventResponse {
+    tokio::time::timeout(limit, events.message())
+        .await
+        .unwrap_or_else(|_| panic!("no event within {limit:?}"))
+        .unwrap()
+        .expect("the event stream ended")
+}
+
+/// Calls `probe` until it returns `Some`, at most until `limit`, with a
+/// short pause between calls (a bounded poll on the probed call itself).
+pub async fn poll_until<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
