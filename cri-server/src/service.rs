@@ -427,20 +427,22 @@ impl RuntimeService for CriService {
         &self,
         _: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Reply<cri::ListMetricDescriptorsResponse> {
-        Err(not_yet(
-            "ListMetricDescriptors",
-            "no Prometheus-style metrics are described; the kubelet reads the stats calls (ContainerStats, PodSandboxStats)",
-        ))
+        ok(cri::ListMetricDescriptorsResponse {
+            descriptors: crate::stats::metrics::descriptors(),
+        })
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Reply<cri::ListPodSandboxMetricsResponse> {
-        Err(not_yet(
-            "ListPodSandboxMetrics",
-            "no Prometheus-style metrics are collected; use ListPodSandboxStats",
-        ))
+        let stats = self.engine.list_pod_stats(None).await?;
+        ok(cri::ListPodSandboxMetricsResponse {
+            pod_metrics: stats
+                .iter()
+                .map(crate::stats::metrics::pod_metrics)
+                .collect(),
+        })
     }
 
     async fn runtime_config(

@@ -239,12 +239,6 @@ async fn bad_requests_answer_grpc_codes_with_messages() {
         "streaming server",
     );
     expect(
-        rt.list_metric_descriptors(cri::ListMetricDescriptorsRequest::default())
-            .await,
-        Code::Unimplemented,
-        "stats calls",
-    );
-    expect(
         rt.reopen_container_log(cri::ReopenContainerLogRequest::default())
             .await,
         Code::InvalidArgument,

@@ -191,6 +191,56 @@ async fn stats_rise_with_memory_and_cpu_use() {
         .stats;
     assert_eq!(listed.len(), 1);
 
+    // The same figures as named metrics, each described with its labels.
+    let described = s
+        .runtime
+        .list_metric_descriptors(cri::ListMetricDescriptorsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .descriptors;
+    let metrics = s
+        .runtime
+        .list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_metrics;
+    let of_pod = metrics.iter().find(|m| m.pod_sandbox_id == pod).unwrap();
+    let all: Vec<&cri::Metric> = of_pod
+        .metrics
+        .iter()
+        .chain(of_pod.container_metrics.iter().flat_map(|c| &c.metrics))
+        .collect();
+    for m in &all {
+        let d = described.iter().find(|d| d.name == m.name).unwrap();
+        assert_eq!(d.label_keys.len(), m.label_values.len(), "{m:?}");
+    }
+    let of_mem = of_pod
+        .container_metrics
+        .iter()
+        .find(|c| c.container_id == mem)
+        .unwrap();
+    let working_set = of_mem
+        .metrics
+        .iter()
+        .find(|m| m.name == "container_memory_working_set_bytes")
+        .and_then(|m| m.value.as_ref())
+        .unwrap()
+        .value;
+    assert!(working_set >= 32 << 20, "{working_set}");
+    assert!(
+        all.iter()
+            .any(|m| m.name == "pod_processes" && m.value.as_ref().unwrap().value >= 3),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|m| m.name == "container_network_receive_bytes_total"
+                && m.label_values.first().map(String::as_str) == Some("lo")),
+        "{all:?}"
+    );
+
     // A stopped container has no cgroup figures, still its layer.
     s.runtime
         .stop_container(cri::StopContainerRequest {

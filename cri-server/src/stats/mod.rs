@@ -10,13 +10,15 @@
 //! - [`v1`] and [`v2`] read them into [`Figures`];
 //! - [`disk`] measures a writable layer; [`net`] reads a pod's interfaces;
 //! - [`sampler`] turns two CPU samples into nanocores;
-//! - [`convert`] maps all of it onto the CRI messages;
+//! - [`convert`] maps all of it onto the CRI messages, [`metrics`] onto
+//!   the named metrics of `ListPodSandboxMetrics`;
 //! - `collect` runs them for the engine's containers and pods.
 
 pub mod cgroup;
 mod collect;
 pub mod convert;
 pub mod disk;
+pub mod metrics;
 pub mod net;
 pub mod parse;
 pub mod sampler;
