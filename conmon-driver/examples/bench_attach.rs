@@ -381,6 +381,20 @@ enum Contender {
     Podman,
 }
 
+impl Contender {
+    /// The contender's name for `--only`.
+    fn key(self) -> &'static str {
+        match self {
+            Contender::Floor => "floor",
+            Contender::FloorPipe => "floor-pipe",
+            Contender::Library => "library",
+            Contender::Demo => "demo",
+            Contender::Http => "http",
+            Contender::Podman => "podman",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let options = Options::parse(5).map_err(|e| format!("bench_attach: {e}"))?;
@@ -403,6 +417,16 @@ async fn main() -> Result<(), BoxError> {
     }
     if podman.is_some() {
         contenders.push(Contender::Podman);
+    }
+    if let Some(only) = options.value("only") {
+        let wanted: Vec<&str> = only.split(',').collect();
+        contenders.retain(|c| wanted.contains(&c.key()));
+        if contenders.is_empty() {
+            return Err(format!(
+                "--only {only}: none of floor, floor-pipe, library, demo, http, podman"
+            )
+            .into());
+        }
     }
 
     let mut floor = Samples::new("(a) floor: raw attach socket reader");
