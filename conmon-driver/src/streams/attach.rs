@@ -95,7 +95,7 @@ impl Sinks {
                     // Headers and payloads side by side in one vectored
                     // write: the payloads are not copied.
                     self.headers.clear();
-                    let mut slices = Vec::new();
+                    let mut parts: Vec<&[u8]> = Vec::new();
                     for (stream, data) in batch.records() {
                         if let Some(mux) = wanted(stream) {
                             for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
@@ -109,13 +109,13 @@ impl Sinks {
                         if wanted(stream).is_some() {
                             for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
                                 if let Some(header) = headers.next() {
-                                    slices.push(IoSlice::new(header));
-                                    slices.push(IoSlice::new(chunk));
+                                    parts.push(header);
+                                    parts.push(chunk);
                                 }
                             }
                         }
                     }
-                    return write_all_vectored(sink, &mut slices).await;
+                    return write_all_vectored(sink, &parts).await;
                 }
                 self.frames.clear();
                 for (stream, data) in batch.records() {
@@ -163,21 +163,41 @@ fn push_frames(out: &mut Vec<u8>, stream: MuxStream, data: &[u8]) {
 /// `IOV_MAX`).
 const MAX_SLICES_PER_WRITE: usize = 512;
 
-/// Writes all of `slices`, in vectored writes of at most
-/// [`MAX_SLICES_PER_WRITE`] slices.
-async fn write_all_vectored(
-    sink: &mut OutputStream,
-    mut slices: &mut [IoSlice<'_>],
-) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        let window = slices.len().min(MAX_SLICES_PER_WRITE);
-        let written = sink.write_vectored(&slices[..window]).await?;
+/// Writes all of `parts`, in order, in vectored writes of at most
+/// [`MAX_SLICES_PER_WRITE`] slices (a write may take any prefix).
+async fn write_all_vectored(sink: &mut OutputStream, parts: &[&[u8]]) -> std::io::Result<()> {
+    // The first part not written whole, and how much of it was.
+    let (mut next, mut skip) = (0, 0);
+    let mut window = Vec::with_capacity(MAX_SLICES_PER_WRITE);
+    loop {
+        while next < parts.len() && parts[next].len() == skip {
+            (next, skip) = (next + 1, 0);
+        }
+        if next == parts.len() {
+            return Ok(());
+        }
+        window.clear();
+        window.push(IoSlice::new(&parts[next][skip..]));
+        window.extend(
+            parts[next + 1..]
+                .iter()
+                .take(MAX_SLICES_PER_WRITE - 1)
+                .map(|part| IoSlice::new(part)),
+        );
+        let mut written = sink.write_vectored(&window).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        IoSlice::advance_slices(&mut slices, written);
+        while written > 0 {
+            let left = parts[next].len() - skip;
+            if written < left {
+                skip += written;
+                break;
+            }
+            written -= left;
+            (next, skip) = (next + 1, 0);
+        }
     }
-    Ok(())
 }
 
 async fn write_to(sink: Option<&mut OutputStream>, data: &[u8]) -> std::io::Result<()> {
@@ -411,7 +431,7 @@ mod tests {
     #[test]
     fn vectored_writes_deliver_every_byte_in_order_across_partial_writes() {
         let parts: Vec<Vec<u8>> = (0..1500u32)
-            .map(|i| vec![(i % 251) as u8; (i % 13) as usize + 1])
+            .map(|i| vec![(i % 251) as u8; (i % 13) as usize])
             .collect();
         let expected: Vec<u8> = parts.concat();
         for limit in [1, 7, 4096, usize::MAX / 2] {
@@ -422,11 +442,11 @@ mod tests {
                 got: std::sync::Arc::clone(&got),
                 writes: std::sync::Arc::clone(&writes),
             });
-            let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("a runtime")
-                .block_on(write_all_vectored(&mut sink, &mut slices))
+                .block_on(write_all_vectored(&mut sink, &parts))
                 .expect("written");
             assert_eq!(
                 *got.lock().expect("not poisoned"),
@@ -434,8 +454,8 @@ mod tests {
                 "limit {limit}"
             );
             if limit > expected.len() {
-                // 1500 slices: three writes of at most 512.
-                assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 3);
+                // 1500 slices (some empty): three writes of at most 512.
+                assert!(writes.load(std::sync::atomic::Ordering::Relaxed) <= 3);
             }
         }
     }
