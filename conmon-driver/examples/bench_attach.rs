@@ -31,7 +31,13 @@
 //!
 //! Every contender checks that it received exactly the expected number of
 //! bytes. Printed: median seconds, MB/s and the ratio of each contender's
-//! throughput to the floor's.
+//! throughput to the floor's; then, per MiB moved, the CPU time and the
+//! context switches of the reading side (from `/proc`: `schedstat` and
+//! `status` of each thread): the floor's reader thread (and its pipe
+//! drain), the benchmark's threads for the library, the `http_attach`
+//! process plus the client thread for HTTP, and for the demo its CPU time
+//! as a reaped child (`cutime` + `cstime`, whole process, net of `run --
+//! true`; no switch count).
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
@@ -60,6 +66,103 @@ use runtime_api::{
 };
 use testkit::BundleBuilder;
 use tokio::io::AsyncWrite;
+
+/// CPU time and context switches of a set of threads.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    cpu_ns: u64,
+    switches: u64,
+}
+
+impl Usage {
+    /// The counters of one thread's `/proc` directory.
+    fn of_task(dir: &Path) -> Result<Usage, BoxError> {
+        let schedstat = std::fs::read_to_string(dir.join("schedstat"))?;
+        let cpu_ns = schedstat
+            .split_whitespace()
+            .next()
+            .ok_or("empty schedstat")?
+            .parse()?;
+        let status = std::fs::read_to_string(dir.join("status"))?;
+        let mut switches = 0;
+        for line in status.lines() {
+            if let Some(rest) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += rest.trim().parse::<u64>()?;
+            }
+        }
+        Ok(Usage { cpu_ns, switches })
+    }
+
+    /// The calling thread's.
+    fn this_thread() -> Result<Usage, BoxError> {
+        Usage::of_task(Path::new("/proc/thread-self"))
+    }
+
+    /// The sum over the live threads of process `pid`.
+    fn of_process(pid: u32) -> Result<Usage, BoxError> {
+        let mut sum = Usage::default();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread may end between the listing and the read.
+            if let Ok(usage) = Usage::of_task(&task?.path()) {
+                sum = sum.plus(usage);
+            }
+        }
+        Ok(sum)
+    }
+
+    /// CPU time of this process's reaped children (`cutime` + `cstime`,
+    /// clock ticks of 10 ms).
+    fn reaped_children() -> Result<Usage, BoxError> {
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        let after_name = stat.rsplit_once(')').ok_or("no comm in stat")?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // Fields 16 and 17 of stat (cutime, cstime); `fields[0]` is field 3.
+        let ticks: u64 = fields.get(13).ok_or("short stat")?.parse::<u64>()?
+            + fields.get(14).ok_or("short stat")?.parse::<u64>()?;
+        Ok(Usage {
+            cpu_ns: ticks * 10_000_000,
+            switches: 0,
+        })
+    }
+
+    fn plus(self, other: Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns + other.cpu_ns,
+            switches: self.switches + other.switches,
+        }
+    }
+
+    fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            switches: self.switches.saturating_sub(earlier.switches),
+        }
+    }
+}
+
+/// Per-MiB usage samples of one contender.
+struct UsageSamples {
+    cpu: Samples,
+    switches: Samples,
+}
+
+impl UsageSamples {
+    fn new(name: &str) -> UsageSamples {
+        UsageSamples {
+            cpu: Samples::new(name),
+            switches: Samples::new(name),
+        }
+    }
+
+    fn push(&mut self, usage: Usage, mib: u64) {
+        let mib = mib.max(1) as f64;
+        self.cpu.push_secs(usage.cpu_ns as f64 / 1e9 / mib);
+        self.switches.push_secs(usage.switches as f64 / mib);
+    }
+}
 
 /// The container command writing `blocks` * 64 KiB to stdout.
 fn dd_command(blocks: u64) -> Vec<String> {
@@ -108,7 +211,7 @@ async fn run_floor(
     bundle: &Path,
     expected: u64,
     through_pipe: bool,
-) -> Result<Duration, BoxError> {
+) -> Result<(Duration, Usage), BoxError> {
     let c = describe(work, bundle, "bench-floor")?;
     runtime.create(&c, CreateOptions::default()).await?;
     let socket = runtime.attach_socket_path(&c);
@@ -127,27 +230,29 @@ async fn run_floor(
     connected_rx.recv()?;
     let started = Instant::now();
     runtime.start(&c).await?;
-    let got = tokio::task::spawn_blocking(move || reader.join())
+    let (got, usage) = tokio::task::spawn_blocking(move || reader.join())
         .await?
         .map_err(|_| "floor reader panicked")??;
     let took = started.elapsed();
     finish(runtime, &c).await?;
     check_bytes("floor", got, expected)?;
-    Ok(took)
+    Ok((took, usage))
 }
 
 /// Reads with blocking `recv`s into a 16 KiB buffer and writes each payload
 /// into a pipe that another thread drains: the floor plus the hop every
 /// client that prints the output pays (the demo, podman).
-fn read_into_pipe(fd: std::os::fd::OwnedFd) -> Result<u64, BoxError> {
+fn read_into_pipe(fd: std::os::fd::OwnedFd) -> Result<(u64, Usage), BoxError> {
+    let before = Usage::this_thread()?;
     let (pipe_read, pipe_write) = nix::unistd::pipe()?;
-    let drain = std::thread::spawn(move || -> std::io::Result<u64> {
+    let drain = std::thread::spawn(move || -> Result<(u64, Usage), BoxError> {
+        let before = Usage::this_thread()?;
         let mut pipe = std::fs::File::from(pipe_read);
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         loop {
             match pipe.read(&mut buf)? {
-                0 => return Ok(total),
+                0 => return Ok((total, Usage::this_thread()?.since(before))),
                 n => total += n as u64,
             }
         }
@@ -162,7 +267,9 @@ fn read_into_pipe(fd: std::os::fd::OwnedFd) -> Result<u64, BoxError> {
         pipe.write_all(&buf[1..n])?;
     }
     drop(pipe);
-    Ok(drain.join().map_err(|_| "pipe drain panicked")??)
+    let usage = Usage::this_thread()?.since(before);
+    let (total, drained) = drain.join().map_err(|_| "pipe drain panicked")??;
+    Ok((total, usage.plus(drained)))
 }
 
 /// The minimal reader's socket: blocking, connected to `path`.
@@ -179,13 +286,14 @@ fn socket_connected(path: &Path) -> Result<std::os::fd::OwnedFd, BoxError> {
 
 /// Reads with blocking `recv`s into a 16 KiB buffer until the end of the
 /// stream; returns the payload bytes (prefix bytes not counted).
-fn read_to_end(fd: std::os::fd::OwnedFd) -> Result<u64, BoxError> {
+fn read_to_end(fd: std::os::fd::OwnedFd) -> Result<(u64, Usage), BoxError> {
+    let before = Usage::this_thread()?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0u64;
     loop {
         let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
         if n == 0 {
-            return Ok(total);
+            return Ok((total, Usage::this_thread()?.since(before)));
         }
         total += n as u64 - 1;
     }
@@ -208,7 +316,7 @@ async fn run_library(
     work: &Path,
     bundle: &Path,
     expected: u64,
-) -> Result<Duration, BoxError> {
+) -> Result<(Duration, Usage), BoxError> {
     let c = describe(work, bundle, "bench-library")?;
     runtime.create(&c, CreateOptions::default()).await?;
     let counted = Arc::new(AtomicU64::new(0));
@@ -227,16 +335,18 @@ async fn run_library(
         async move { runtime.attach(&c, streams, options).await }
     });
     ready.wait().await;
+    let before = Usage::of_process(std::process::id())?;
     let started = Instant::now();
     runtime.start(&c).await?;
     let outcome = session.await??;
     let took = started.elapsed();
+    let usage = Usage::of_process(std::process::id())?.since(before);
     finish(runtime, &c).await?;
     if outcome != AttachOutcome::StreamsEnded {
         return Err(format!("library session ended with {outcome:?}").into());
     }
     check_bytes("library", counted.load(Ordering::Relaxed), expected)?;
-    Ok(took)
+    Ok((took, usage))
 }
 
 /// Runs `command` with stdout into a pipe read here; returns the wall time
@@ -269,7 +379,12 @@ fn run_into_pipe(command: &mut Command) -> Result<(Duration, u64), BoxError> {
 
 /// (d) the HTTP attach example: spawn, attach with a raw client, start,
 /// read the frames to the end.
-fn run_http(binary: &Path, work: &Path, blocks: u64, expected: u64) -> Result<Duration, BoxError> {
+fn run_http(
+    binary: &Path,
+    work: &Path,
+    blocks: u64,
+    expected: u64,
+) -> Result<(Duration, Usage), BoxError> {
     let socket = work.join("docker.sock");
     let id = format!("bench-http-{}", std::process::id());
     let mut server = Command::new(binary)
@@ -302,7 +417,7 @@ fn http_session(
     socket: &Path,
     id: &str,
     expected: u64,
-) -> Result<Duration, BoxError> {
+) -> Result<(Duration, Usage), BoxError> {
     let mut lines = BufReader::new(server.stdout.take().ok_or("no stdout pipe")?).lines();
     match lines.next() {
         Some(Ok(line)) if line.starts_with("listening on ") => {}
@@ -320,6 +435,7 @@ fn http_session(
         return Err(format!("attach answered {head:?}").into());
     }
     let mut start = UnixStream::connect(socket)?;
+    let before = Usage::of_process(server.id())?.plus(Usage::this_thread()?);
     let started = Instant::now();
     write!(
         start,
@@ -352,8 +468,11 @@ fn http_session(
         total += u64::from(len);
     }
     let took = started.elapsed();
+    let usage = Usage::of_process(server.id())?
+        .plus(Usage::this_thread()?)
+        .since(before);
     check_bytes("http attach", total, expected)?;
-    Ok(took)
+    Ok((took, usage))
 }
 
 /// Reads an HTTP response head (up to the empty line).
@@ -381,6 +500,20 @@ enum Contender {
     Podman,
 }
 
+impl Contender {
+    /// The contender's name for `--only`.
+    fn key(self) -> &'static str {
+        match self {
+            Contender::Floor => "floor",
+            Contender::FloorPipe => "floor-pipe",
+            Contender::Library => "library",
+            Contender::Demo => "demo",
+            Contender::Http => "http",
+            Contender::Podman => "podman",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let options = Options::parse(5).map_err(|e| format!("bench_attach: {e}"))?;
@@ -404,6 +537,16 @@ async fn main() -> Result<(), BoxError> {
     if podman.is_some() {
         contenders.push(Contender::Podman);
     }
+    if let Some(only) = options.value("only") {
+        let wanted: Vec<&str> = only.split(',').collect();
+        contenders.retain(|c| wanted.contains(&c.key()));
+        if contenders.is_empty() {
+            return Err(format!(
+                "--only {only}: none of floor, floor-pipe, library, demo, http, podman"
+            )
+            .into());
+        }
+    }
 
     let mut floor = Samples::new("(a) floor: raw attach socket reader");
     let mut floor_pipe = Samples::new("(a) floor reader -> pipe -> reader thread");
@@ -415,6 +558,11 @@ async fn main() -> Result<(), BoxError> {
     let mut podman_net = Samples::new("(e) podman run | pipe, net of `true`");
     let mut demo_true = Samples::new("demo run -- true");
     let mut podman_true = Samples::new("podman run --rm true");
+    let mut floor_use = UsageSamples::new("(a) floor: the reader thread");
+    let mut floor_pipe_use = UsageSamples::new("(a) floor -> pipe: reader and drain threads");
+    let mut library_use = UsageSamples::new("(b) library: the benchmark's threads");
+    let mut demo_use = UsageSamples::new("(c) demo run: whole process, net of `run true`");
+    let mut http_use = UsageSamples::new("(d) http: http_attach process + client thread");
 
     println!(
         "attach throughput: {mib} MiB of container stdout, k8s-file log, {} round(s)",
@@ -425,26 +573,43 @@ async fn main() -> Result<(), BoxError> {
         order.rotate_left(round % contenders.len());
         for contender in order {
             match contender {
-                Contender::Floor => floor
-                    .push(run_floor(&runtime, work.path(), bundle.path(), expected, false).await?),
-                Contender::FloorPipe => floor_pipe
-                    .push(run_floor(&runtime, work.path(), bundle.path(), expected, true).await?),
+                Contender::Floor => {
+                    let (took, usage) =
+                        run_floor(&runtime, work.path(), bundle.path(), expected, false).await?;
+                    floor.push(took);
+                    floor_use.push(usage, mib);
+                }
+                Contender::FloorPipe => {
+                    let (took, usage) =
+                        run_floor(&runtime, work.path(), bundle.path(), expected, true).await?;
+                    floor_pipe.push(took);
+                    floor_pipe_use.push(usage, mib);
+                }
                 Contender::Library => {
-                    library.push(run_library(&runtime, work.path(), bundle.path(), expected).await?)
+                    let (took, usage) =
+                        run_library(&runtime, work.path(), bundle.path(), expected).await?;
+                    library.push(took);
+                    library_use.push(usage, mib);
                 }
                 Contender::Demo => {
                     let binary = run_binary.as_deref().ok_or("no run binary")?;
+                    let before = Usage::reaped_children()?;
                     let (empty, _) = run_into_pipe(Command::new(binary).args(["--", "true"]))?;
+                    let between = Usage::reaped_children()?;
                     let (took, got) =
                         run_into_pipe(Command::new(binary).arg("--").args(dd_command(blocks)))?;
+                    let after = Usage::reaped_children()?;
                     check_bytes("demo run", got, expected)?;
                     demo_true.push(empty);
                     demo_whole.push(took);
                     demo_net.push(took.saturating_sub(empty));
+                    demo_use.push(after.since(between).since(between.since(before)), mib);
                 }
                 Contender::Http => {
                     let binary = http_binary.as_deref().ok_or("no http_attach binary")?;
-                    http.push(run_http(binary, work.path(), blocks, expected)?);
+                    let (took, usage) = run_http(binary, work.path(), blocks, expected)?;
+                    http.push(took);
+                    http_use.push(usage, mib);
                 }
                 Contender::Podman => {
                     let image = podman.as_deref().ok_or("no podman image")?;
@@ -480,5 +645,29 @@ async fn main() -> Result<(), BoxError> {
         ],
     );
     bench_support::print_durations("fixed costs subtracted above", &[&demo_true, &podman_true]);
+    println!("reading side, per MiB moved (medians; conmon and dd not included)");
+    println!("  {:<60} {:>10} {:>10}", "contender", "CPU ms", "switches");
+    for usage in [
+        &floor_use,
+        &floor_pipe_use,
+        &library_use,
+        &demo_use,
+        &http_use,
+    ] {
+        if usage.cpu.is_empty() {
+            continue;
+        }
+        let switches = if std::ptr::eq(usage, &demo_use) {
+            "-".to_string()
+        } else {
+            format!("{:.0}", usage.switches.median())
+        };
+        println!(
+            "  {:<60} {:>10.2} {:>10}",
+            usage.cpu.name,
+            usage.cpu.median() * 1e3,
+            switches
+        );
+    }
     Ok(())
 }

@@ -26,7 +26,12 @@
 //!   record, pidfile).
 //! - `runc run`: `runc run --bundle B ID` (no monitor at all).
 //! - `demo run -- true`: the `run` example as a process (its own bundle,
-//!   runtime, lifecycle and clean-up).
+//!   runtime, lifecycle and clean-up), run with `--phase-times`: its phases
+//!   are `process start` (spawn to `main`), `async setup` (logging and the
+//!   async runtime), `bundle` (temporary directory, bundle written),
+//!   `driver made`, `create`, `attach`, `start`, `exit noticed` (the output
+//!   ended and the exit code read), `delete`, `clean-up` (the temporary
+//!   directory removed) and `process exit` (to the parent's `wait`).
 //! - `podman run --rm IMAGE true` when podman works (else skipped).
 //!
 //! Ratios are each median over the floor's median.
@@ -234,6 +239,68 @@ async fn driver(
     ))
 }
 
+/// The demo's `--phase-times` marks, in order, with the phase each one ends.
+const DEMO_MARKS: [(&str, &str); 11] = [
+    ("main", "process start (spawn -> main)"),
+    ("async", "async setup (logging, tokio)"),
+    ("bundle", "bundle (temporary dir, rootfs, config.json)"),
+    ("driver", "driver made"),
+    ("created", "create"),
+    ("attached", "attach"),
+    ("started", "start"),
+    ("exited", "exit noticed (output ended, exit code)"),
+    ("deleted", "delete"),
+    ("cleaned", "clean-up (temporary dir removed)"),
+    ("exit", "process exit (-> parent's wait)"),
+];
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of the demo's marks.
+fn monotonic_ns() -> i128 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    i128::from(now.tv_sec) * 1_000_000_000 + i128::from(now.tv_nsec)
+}
+
+/// Runs the demo with `--phase-times`; its whole time and the length of
+/// each of [`DEMO_MARKS`]' phases.
+fn demo_run(binary: &Path) -> Result<(Duration, Vec<Duration>), BoxError> {
+    let began = monotonic_ns();
+    let output = Command::new(binary)
+        .args(["--phase-times", "--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    let ended = monotonic_ns();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut marks = std::collections::HashMap::new();
+    for line in stderr.lines() {
+        match line
+            .strip_prefix("run: phase ")
+            .and_then(|rest| rest.split_once(' '))
+        {
+            Some((name, ns)) => {
+                marks.insert(name.to_string(), ns.parse::<i128>()?);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+    if !output.status.success() {
+        return Err(format!("demo run -- true exited with {}", output.status).into());
+    }
+    marks.insert("exit".into(), ended);
+    let to_duration = |ns: i128| Duration::from_nanos(u64::try_from(ns.max(0)).unwrap_or(0));
+    let mut from = began;
+    let mut phases = Vec::with_capacity(DEMO_MARKS.len());
+    for (mark, _) in DEMO_MARKS {
+        let at = *marks
+            .get(mark)
+            .ok_or_else(|| format!("the demo printed no {mark:?} phase: {stderr}"))?;
+        phases.push(to_duration(at - from));
+        from = at;
+    }
+    Ok((to_duration(ended - began), phases))
+}
+
 /// Runs a command to its end; its wall time.
 fn timed(command: &mut Command) -> Result<Duration, BoxError> {
     let began = Instant::now();
@@ -287,6 +354,8 @@ fn main() -> Result<(), BoxError> {
         &["prepare", "spawn", "sync", "start", "exit", "delete"],
     );
     let mut runc_run = Samples::new("runc run");
+    let demo_names: Vec<&str> = DEMO_MARKS.iter().map(|(_, phase)| *phase).collect();
+    let mut demo_phases = Phases::new("demo run -- true", &demo_names);
     let mut demo = Samples::new("demo run -- true (whole process)");
     let mut podman_run = Samples::new("podman run --rm true");
 
@@ -320,7 +389,11 @@ fn main() -> Result<(), BoxError> {
                 }
                 Contender::Demo => {
                     let binary = run_binary.as_deref().ok_or("no run binary")?;
-                    demo.push(timed(Command::new(binary).args(["--", "true"]))?);
+                    let (took, phases) = demo_run(binary)?;
+                    demo.push(took);
+                    for (samples, took) in demo_phases.phases.iter_mut().zip(phases) {
+                        samples.push(took);
+                    }
                 }
                 Contender::Podman => {
                     let image = podman.as_deref().ok_or("no podman image")?;
@@ -360,5 +433,13 @@ fn main() -> Result<(), BoxError> {
         "driver phases (ratio to the floor's whole lifecycle)",
         &rows,
     );
+    if !demo.is_empty() {
+        let mut rows = vec![&floor_phases.total, &demo];
+        rows.extend(demo_phases.phases.iter());
+        print_durations(
+            "demo run -- true phases (ratio to the floor's whole lifecycle)",
+            &rows,
+        );
+    }
     Ok(())
 }

@@ -68,6 +68,13 @@
 //! - `--bundle DIR`: run this bundle instead of building one;
 //! - `--id ID`: the container id (default `demo-<pid>`);
 //! - `--create-timeout SECS`: the limit for conmon's launch (default 240);
+//! - `--phase-times`: print on stderr, as `run: phase NAME NS`, the moment
+//!   (`CLOCK_MONOTONIC`, nanoseconds) each step ended: `main` (the process
+//!   reached `main`), `async` (logging and the async runtime set up),
+//!   `bundle` (temporary directory and bundle written), `driver` (the
+//!   driver made), `created`, `attached`, `started`, `output` (the output
+//!   ended), `exited` (the exit code known), `deleted` and `cleaned` (the
+//!   temporary directory removed); `bench_lifecycle` reads them;
 //! - `-h`, `--help`: print the usage.
 //!
 //! Logging goes to stderr, filtered by `RUST_LOG` (default `warn`); conmon
@@ -125,6 +132,7 @@ Options:
       --bundle DIR            run this existing OCI bundle as it is (no CMD)
       --id ID                 container id (default: demo-<pid>)
       --create-timeout SECS   limit for conmon's launch (default: 240)
+      --phase-times           print when each step ended on stderr (CLOCK_MONOTONIC ns)
   -h, --help                  print this help
       --                      end of options
 
@@ -142,6 +150,7 @@ struct Options {
     bundle: Option<PathBuf>,
     id: Option<String>,
     create_timeout: Option<Duration>,
+    phase_times: bool,
     command: Vec<String>,
 }
 
@@ -181,6 +190,10 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Request, Strin
             }
             "--tty" => {
                 options.tty = true;
+                continue;
+            }
+            "--phase-times" => {
+                options.phase_times = true;
                 continue;
             }
             _ => {}
@@ -299,6 +312,19 @@ impl From<TestkitError> for DemoError {
     }
 }
 
+/// Whether `--phase-times` asked for the steps' end times.
+static PHASE_TIMES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `--phase-times`, prints when the step `name` ended.
+fn phase(name: &str) {
+    if PHASE_TIMES.load(std::sync::atomic::Ordering::Relaxed) {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let ns = i128::from(now.tv_sec) * 1_000_000_000 + i128::from(now.tv_nsec);
+        // One write per line, whole.
+        let _ = std::io::stderr().write_all(format!("run: phase {name} {ns}\n").as_bytes());
+    }
+}
+
 /// How a run ended.
 enum Outcome {
     /// The container exited with this code.
@@ -324,6 +350,10 @@ fn main() -> ExitCode {
         }
         Request::Run(options) => options,
     };
+    if options.phase_times {
+        PHASE_TIMES.store(true, std::sync::atomic::Ordering::Relaxed);
+        phase("main");
+    }
 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -343,9 +373,12 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE_EXIT);
         }
     };
+    phase("async");
     // The temporary directories are dropped (removed) and the terminal is
     // restored inside `run`, before the exit status is returned.
-    let code = match tokio.block_on(run(options)) {
+    let result = tokio.block_on(run(options));
+    phase("cleaned");
+    let code = match result {
         Ok(Outcome::Exited(code)) => u8::try_from(code).unwrap_or(USAGE_EXIT),
         Ok(Outcome::Interrupted) => INTERRUPTED_EXIT,
         Ok(Outcome::Detached) => 0,
@@ -482,6 +515,7 @@ async fn run(options: Options) -> Result<Outcome, DemoError> {
             (dir, options.tty)
         }
     };
+    phase("bundle");
 
     let runtime = Arc::new(ConmonRuntime::new(make_config(
         &options,
@@ -504,12 +538,14 @@ async fn run(options: Options) -> Result<Outcome, DemoError> {
             .terminal(terminal)
             .stdin(options.interactive)
             .build()?;
+    phase("driver");
 
     if *interrupted.borrow() {
         return Ok(Outcome::Interrupted);
     }
     // A failed create cleans up after itself.
     runtime.create(&container, CreateOptions::default()).await?;
+    phase("created");
     // The terminal is back in its own mode once this returns.
     let outcome = run_created(&runtime, &container, &options, interrupted).await;
     if let Ok(Outcome::Detached) = outcome {
@@ -536,6 +572,7 @@ async fn run(options: Options) -> Result<Outcome, DemoError> {
     }
     // Whatever else happened, the container goes, and with it conmon.
     let deleted = runtime.delete(&container).await;
+    phase("deleted");
     if deleted.is_err() {
         // The container may still use its bundle: keep the files for
         // whoever cleans up by hand.
@@ -689,6 +726,7 @@ async fn run_created(
         joined = &mut session.0 => return Err(session_failed(joined)),
         _ = interrupted.wait_for(|on| *on) => return stop(runtime, container).await,
     }
+    phase("attached");
 
     // Dropped (restoring the terminal) on every way out of this function.
     let _raw = if container.terminal() && options.interactive && std::io::stdin().is_terminal() {
@@ -713,6 +751,7 @@ async fn run_created(
     }
 
     runtime.start(container).await?;
+    phase("started");
     let ended = tokio::select! {
         joined = &mut session.0 => joined,
         _ = interrupted.wait_for(|on| *on) => {
@@ -725,9 +764,14 @@ async fn run_created(
     match ended {
         Ok(Ok(AttachOutcome::Detached)) => Ok(Outcome::Detached),
         Ok(Ok(AttachOutcome::StreamsEnded | AttachOutcome::Cancelled)) => {
+            phase("output");
             // The output is complete; the exit code follows.
             tokio::select! {
-                code = runtime.wait(container, FOREVER) => Ok(Outcome::Exited(code?)),
+                code = runtime.wait(container, FOREVER) => {
+                    let code = code?;
+                    phase("exited");
+                    Ok(Outcome::Exited(code))
+                }
                 _ = interrupted.wait_for(|on| *on) => stop(runtime, container).await,
             }
         }
@@ -775,6 +819,12 @@ mod tests {
             panic!("parses");
         };
         assert_eq!(o.command, ["-weird", "--help"]);
+        assert!(!o.phase_times);
+        let Ok(Request::Run(o)) = parse(&["--phase-times", "true", "--phase-times"]) else {
+            panic!("parses");
+        };
+        assert!(o.phase_times);
+        assert_eq!(o.command, ["true", "--phase-times"]);
         assert!(matches!(parse(&["-h", "x"]), Ok(Request::Help)));
     }
 

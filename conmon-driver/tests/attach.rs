@@ -610,23 +610,29 @@ enum Check {
     },
 }
 
-/// A sink checking what it receives as it arrives.
+/// A sink checking what it receives as it arrives. With `vectored`, it
+/// takes vectored writes, each only in part (the first slices whole and
+/// half of the next).
 #[derive(Clone)]
-struct Checker(Arc<std::sync::Mutex<Check>>);
+struct Checker(Arc<std::sync::Mutex<Check>>, bool);
 
 impl Checker {
     fn plain(tag: u8) -> Checker {
-        Checker(Arc::new(std::sync::Mutex::new(Check::Plain(
-            PatternCheck::new(tag),
-        ))))
+        Checker(
+            Arc::new(std::sync::Mutex::new(Check::Plain(PatternCheck::new(tag)))),
+            false,
+        )
     }
 
-    fn frames() -> Checker {
-        Checker(Arc::new(std::sync::Mutex::new(Check::Frames {
-            decoder: MuxDecoder::new(),
-            stdout: PatternCheck::new(OUT),
-            stderr: PatternCheck::new(ERR),
-        })))
+    fn frames(vectored: bool) -> Checker {
+        Checker(
+            Arc::new(std::sync::Mutex::new(Check::Frames {
+                decoder: MuxDecoder::new(),
+                stdout: PatternCheck::new(OUT),
+                stderr: PatternCheck::new(ERR),
+            })),
+            vectored,
+        )
     }
 
     fn sink(&self) -> runtime_api::OutputStream {
@@ -662,6 +668,24 @@ impl tokio::io::AsyncWrite for Checker {
             }
         });
         std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut taken: Vec<u8> = Vec::new();
+        for (i, buf) in bufs.iter().enumerate() {
+            if i == 3 {
+                taken.extend_from_slice(&buf[..buf.len() / 2]);
+                break;
+            }
+            taken.extend_from_slice(buf);
+        }
+        self.poll_write(cx, &taken)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.1
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
@@ -764,13 +788,24 @@ async fn two_hundred_fifty_six_mib_per_stream_interleaved_arrive_byte_exact_raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_fifty_six_mib_per_stream_interleaved_arrive_byte_exact_multiplexed() {
+    big_multiplexed(false).await;
+}
+
+/// The same through a sink with vectored writes, which gets each batch's
+/// frame headers and payloads as slices, and takes them only in part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_fifty_six_mib_per_stream_interleaved_arrive_byte_exact_multiplexed_vectored() {
+    big_multiplexed(true).await;
+}
+
+async fn big_multiplexed(vectored: bool) {
     if !need_runc() {
         return;
     }
-    let frames = Checker::frames();
+    let frames = Checker::frames(vectored);
     let unused = Collector::default();
     run_big(
-        "big-mux",
+        if vectored { "big-mux-vec" } else { "big-mux" },
         INTERLEAVED,
         false,
         AttachStreams {

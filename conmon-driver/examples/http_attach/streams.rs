@@ -78,6 +78,24 @@ impl AsyncWrite for ClientWriter {
         self.poll_with(cx, |w, cx| w.poll_write(cx, buf))
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_with(cx, |w, cx| w.poll_write_vectored(cx, bufs))
+    }
+
+    /// As the upgraded connection's, once there is one (the session then
+    /// writes a batch's frame headers and payloads in one vectored write,
+    /// without copying the payloads).
+    fn is_write_vectored(&self) -> bool {
+        match &*self.0.lock().unwrap_or_else(PoisonError::into_inner) {
+            Pending::Ready(writer) => writer.is_write_vectored(),
+            _ => false,
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.poll_with(cx, |w, cx| w.poll_flush(cx))
     }

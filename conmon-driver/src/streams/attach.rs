@@ -4,6 +4,7 @@
 //! it ended: the container's output closed, the client detached, or the
 //! session was cancelled. The container keeps running in the last two cases.
 
+use std::io::IoSlice;
 use std::path::Path;
 
 use attach::{
@@ -43,8 +44,12 @@ struct Sinks {
     framing: Framing,
     stdout: Option<OutputStream>,
     stderr: Option<OutputStream>,
-    /// The multiplexed frames of one batch, reused from batch to batch.
+    /// The multiplexed frames of one batch, reused from batch to batch,
+    /// for a sink without vectored writes.
     frames: Vec<u8>,
+    /// The frame headers of one batch, reused, for a sink with vectored
+    /// writes (the payloads are written from the batch itself).
+    headers: Vec<[u8; 8]>,
 }
 
 impl Sinks {
@@ -73,23 +78,52 @@ impl Sinks {
             }
             Framing::Multiplexed => {
                 // One frame per record, as conmon cut the output.
+                let (want_stdout, want_stderr) = (self.stdout.is_some(), self.stderr.is_some());
+                let wanted = |stream| match stream {
+                    AttachStream::Stdout => want_stdout.then_some(MuxStream::Stdout),
+                    AttachStream::Stderr => want_stderr.then_some(MuxStream::Stderr),
+                };
+                // One connection carries every frame: the stdout sink when
+                // there is one.
+                let Some(sink) = (match self.stdout.as_mut() {
+                    Some(sink) => Some(sink),
+                    None => self.stderr.as_mut(),
+                }) else {
+                    return Ok(());
+                };
+                if sink.is_write_vectored() {
+                    // Headers and payloads side by side in one vectored
+                    // write: the payloads are not copied.
+                    self.headers.clear();
+                    let mut parts: Vec<&[u8]> = Vec::new();
+                    for (stream, data) in batch.records() {
+                        if let Some(mux) = wanted(stream) {
+                            for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
+                                let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                                self.headers.push(encode_header(mux, len));
+                            }
+                        }
+                    }
+                    let mut headers = self.headers.iter();
+                    for (stream, data) in batch.records() {
+                        if wanted(stream).is_some() {
+                            for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
+                                if let Some(header) = headers.next() {
+                                    parts.push(header);
+                                    parts.push(chunk);
+                                }
+                            }
+                        }
+                    }
+                    return write_all_vectored(sink, &parts).await;
+                }
                 self.frames.clear();
                 for (stream, data) in batch.records() {
-                    let (wanted, mux) = match stream {
-                        AttachStream::Stdout => (self.stdout.is_some(), MuxStream::Stdout),
-                        AttachStream::Stderr => (self.stderr.is_some(), MuxStream::Stderr),
-                    };
-                    if wanted {
+                    if let Some(mux) = wanted(stream) {
                         push_frames(&mut self.frames, mux, data);
                     }
                 }
-                // One connection carries every frame: the stdout sink when
-                // there is one.
-                let sink = match self.stdout.as_mut() {
-                    Some(sink) => Some(sink),
-                    None => self.stderr.as_mut(),
-                };
-                write_to(sink, &self.frames).await
+                write_to(Some(sink), &self.frames).await
             }
             // A framing this driver does not know yet was refused when the
             // session was set up.
@@ -122,6 +156,47 @@ fn push_frames(out: &mut Vec<u8>, stream: MuxStream, data: &[u8]) {
         let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&encode_header(stream, len));
         out.extend_from_slice(chunk);
+    }
+}
+
+/// The most slices handed to one vectored write (below every system's
+/// `IOV_MAX`).
+const MAX_SLICES_PER_WRITE: usize = 512;
+
+/// Writes all of `parts`, in order, in vectored writes of at most
+/// [`MAX_SLICES_PER_WRITE`] slices (a write may take any prefix).
+async fn write_all_vectored(sink: &mut OutputStream, parts: &[&[u8]]) -> std::io::Result<()> {
+    // The first part not written whole, and how much of it was.
+    let (mut next, mut skip) = (0, 0);
+    let mut window = Vec::with_capacity(MAX_SLICES_PER_WRITE);
+    loop {
+        while next < parts.len() && parts[next].len() == skip {
+            (next, skip) = (next + 1, 0);
+        }
+        if next == parts.len() {
+            return Ok(());
+        }
+        window.clear();
+        window.push(IoSlice::new(&parts[next][skip..]));
+        window.extend(
+            parts[next + 1..]
+                .iter()
+                .take(MAX_SLICES_PER_WRITE - 1)
+                .map(|part| IoSlice::new(part)),
+        );
+        let mut written = sink.write_vectored(&window).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let left = parts[next].len() - skip;
+            if written < left {
+                skip += written;
+                break;
+            }
+            written -= left;
+            (next, skip) = (next + 1, 0);
+        }
     }
 }
 
@@ -205,6 +280,7 @@ pub(crate) async fn pump(
         stdout,
         stderr,
         frames: Vec::new(),
+        headers: Vec::new(),
     };
 
     let output = async {
@@ -291,6 +367,95 @@ mod tests {
                     payload.extend(frame.payload);
                 }
                 assert_eq!(payload, data);
+            }
+        }
+    }
+
+    /// A vectored sink taking at most `limit` bytes per write, over a
+    /// shared buffer.
+    struct Trickle {
+        limit: usize,
+        got: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncWrite for Trickle {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            assert!(bufs.len() <= MAX_SLICES_PER_WRITE);
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut got = self.got.lock().expect("not poisoned");
+            let mut left = self.limit;
+            for buf in bufs {
+                let n = buf.len().min(left);
+                got.extend_from_slice(&buf[..n]);
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
+            std::task::Poll::Ready(Ok(self.limit - left))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn vectored_writes_deliver_every_byte_in_order_across_partial_writes() {
+        let parts: Vec<Vec<u8>> = (0..1500u32)
+            .map(|i| vec![(i % 251) as u8; (i % 13) as usize])
+            .collect();
+        let expected: Vec<u8> = parts.concat();
+        for limit in [1, 7, 4096, usize::MAX / 2] {
+            let got = std::sync::Arc::default();
+            let writes = std::sync::Arc::default();
+            let mut sink: OutputStream = Box::pin(Trickle {
+                limit,
+                got: std::sync::Arc::clone(&got),
+                writes: std::sync::Arc::clone(&writes),
+            });
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+                .block_on(write_all_vectored(&mut sink, &parts))
+                .expect("written");
+            assert_eq!(
+                *got.lock().expect("not poisoned"),
+                expected,
+                "limit {limit}"
+            );
+            if limit > expected.len() {
+                // 1500 slices (some empty): three writes of at most 512.
+                assert!(writes.load(std::sync::atomic::Ordering::Relaxed) <= 3);
             }
         }
     }
