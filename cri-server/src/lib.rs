@@ -38,6 +38,7 @@ pub mod images;
 mod serve;
 mod service;
 pub mod spec;
+pub mod streaming;
 
 pub use config::{
     CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
@@ -47,3 +48,4 @@ pub use error::{runtime_code, CriError, Result};
 pub use k8s_cri;
 pub use serve::{bind, serve, MAX_MESSAGE};
 pub use service::{CriService, CRI_API_VERSION, RUNTIME_NAME};
+pub use streaming::StreamingConfig;

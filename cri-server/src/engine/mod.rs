@@ -20,6 +20,7 @@ use crate::config::{RuntimeHandler, ServerConfig};
 use crate::error::{CriError, Result};
 use crate::images::{ImageRecord, ImageStore};
 use crate::spec::PodNamespaces;
+use crate::streaming::Streams;
 
 pub use containers::ExecOutput;
 
@@ -82,6 +83,7 @@ pub struct Engine {
     config: ServerConfig,
     images: ImageStore,
     records: Mutex<Records>,
+    streams: Streams,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,6 +109,7 @@ impl Engine {
         }
         let images = ImageStore::open(config.state_dir.join("images"))?;
         Ok(Self {
+            streams: Streams::new(&config.streaming),
             config,
             images,
             records: Mutex::new(Records::default()),
@@ -123,13 +126,17 @@ impl Engine {
         &self.images
     }
 
+    pub(crate) fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
     fn records(&self) -> MutexGuard<'_, Records> {
         // Every change under the lock is a single insert or remove, so a
         // panic elsewhere cannot leave the maps half-changed.
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn handler(&self, name: &str) -> Result<&RuntimeHandler> {
+    pub(crate) fn handler(&self, name: &str) -> Result<&RuntimeHandler> {
         let name = if name.is_empty() {
             self.config.default_handler.as_str()
         } else {
@@ -153,7 +160,7 @@ impl Engine {
             })
     }
 
-    fn runtime(&self, handler: &str) -> Result<Arc<dyn OciRuntime>> {
+    pub(crate) fn runtime(&self, handler: &str) -> Result<Arc<dyn OciRuntime>> {
         Ok(self.handler(handler)?.runtime.clone())
     }
 
