@@ -15,7 +15,11 @@
 //!   `import` subcommand); layers are unpacked, whiteouts applied, into a
 //!   root filesystem per container.
 //! - [`spec`] turns CRI configurations into OCI specs.
-//! - [`serve`](serve()) serves both services on a socket from [`bind`].
+//! - [`serve`](serve()) serves both services on a socket from [`bind`],
+//!   and the [`streaming`] server beside them: `Exec`, `Attach` and
+//!   `PortForward` answer one-time URLs that open WebSocket sessions
+//!   (Kubernetes' `v4`/`v5.channel.k8s.io` and port-forward channels),
+//!   configured by [`StreamingConfig`].
 //!
 //! `docs/cri.md` lists every CRI call as supported, partial or not yet.
 //!

@@ -12,9 +12,9 @@
 //!
 //! Pods of an [`Isolated`](crate::PodNamespaceJoin::Isolated) handler are
 //! refused: there each container is a sandbox of its own, and with runsc
-//! the network stack (netstack) runs inside the sandbox's Sentry, so
-//! `/proc/<pid>/ns/net` of its processes is an empty host namespace that
-//! does not reach the sandbox's loopback.
+//! the network stack runs inside the sandbox, so `/proc/<pid>/ns/net` of
+//! its processes is a host namespace whose loopback is down (connecting
+//! there is "Network is unreachable") and never reaches the sandbox's.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
