@@ -102,6 +102,7 @@ async fn exec(
         }
         _ = &mut reader => None,
     };
+    let client_gone = finished.is_none();
     let completion = match finished {
         Some(done) => done,
         None => {
@@ -117,7 +118,6 @@ async fn exec(
             }
         }
     };
-    let client_gone = finished_by_client(&completion, reader.is_finished());
     bridge.drain(limits.call).await;
     let exit_code = match completion {
         Ok(done) => match done.exit_code {
@@ -130,16 +130,6 @@ async fn exec(
         Err(e) => return Err(e.into()),
     };
     Ok((!client_gone).then_some(exit_code))
-}
-
-fn finished_by_client(
-    completion: &Result<runtime_api::ExecCompletion, RuntimeError>,
-    reader_done: bool,
-) -> bool {
-    match completion {
-        Ok(done) => done.outcome == runtime_api::AttachOutcome::Cancelled,
-        Err(_) => reader_done,
-    }
 }
 
 /// The exit code of an exec whose streams were cancelled: waited for up to
