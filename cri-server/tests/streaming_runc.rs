@@ -178,6 +178,15 @@ async fn streaming_with_runc() {
     .await;
     assert!(url.starts_with(&format!("http://{address}/exec/")), "{url}");
     let mut ws = open(&url, V5).await.unwrap();
+    // Messages the server does not understand are dropped, the session
+    // goes on: empty, text, a bad resize, unknown channels, a bare close.
+    ws.send(Message::Binary(Vec::new().into())).await.unwrap();
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    send(&mut ws, 4, b"{\"Width\":-1}").await;
+    send(&mut ws, 4, &[0xff; 16]).await;
+    send(&mut ws, 9, b"nowhere").await;
+    send(&mut ws, 255, &[]).await;
+    send(&mut ws, 255, &[7]).await;
     send(&mut ws, 0, b"hello through cat\n").await;
     send(&mut ws, 255, &[0]).await;
     let got = collect(&mut ws).await;
