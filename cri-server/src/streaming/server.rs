@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 
 use super::channel;
 use super::tokens::{StreamRequest, TokenError};
@@ -215,8 +216,15 @@ async fn route(
         _ => Vec::new(),
     };
 
+    let span = match &stored {
+        StreamRequest::Exec(r) => tracing::info_span!("exec", container = %r.container_id),
+        StreamRequest::Attach(r) => tracing::info_span!("attach", container = %r.container_id),
+        StreamRequest::PortForward(r) => {
+            tracing::info_span!("portforward", pod = %r.pod_sandbox_id)
+        }
+    };
     let upgrading = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
+    let session = async move {
         let upgraded = match upgrading.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -235,7 +243,8 @@ async fn route(
             StreamRequest::Attach(r) => attach::run(engine, ws, protocol, r).await,
             StreamRequest::PortForward(r) => portforward::run(engine, ws, r, ports).await,
         }
-    });
+    };
+    tokio::spawn(session.instrument(span));
 
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
