@@ -156,6 +156,10 @@ async fn streaming_with_runc() {
     let mut cat_config = container_config("cat", &["cat"]);
     cat_config.stdin = true;
     let cat = run_container(&mut s.runtime, &pod, &pod_config, cat_config).await;
+    let mut tty_config = container_config("tty", &["sh"]);
+    tty_config.stdin = true;
+    tty_config.tty = true;
+    let tty = run_container(&mut s.runtime, &pod, &pod_config, tty_config).await;
     let web = run_container(
         &mut s.runtime,
         &pod,
@@ -232,8 +236,10 @@ async fn streaming_with_runc() {
     send(&mut ws, 4, br#"{"Width":123,"Height":45}"#).await;
     let mut seen = String::new();
     for _ in 0..50 {
-        send(&mut ws, 0, b"stty size; echo size-done\n").await;
-        seen = read_until(&mut ws, 1, "size-done\r\n").await;
+        // The terminal echoes the line: the marker is computed so that
+        // only the command's output matches.
+        send(&mut ws, 0, b"stty size; echo size-$((40+2))\n").await;
+        seen = read_until(&mut ws, 1, "size-42\r\n").await;
         if seen.contains("45 123") {
             break;
         }
@@ -295,6 +301,34 @@ async fn streaming_with_runc() {
         .unwrap()
         .state;
     assert_eq!(state, cri::ContainerState::ContainerRunning as i32);
+
+    // Attach to a shell on a terminal: a resize shows in `stty size`
+    // (asked again until it has arrived, as with exec).
+    let url = s
+        .runtime
+        .attach(cri::AttachRequest {
+            container_id: tty.clone(),
+            stdin: true,
+            stdout: true,
+            tty: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let mut ws = open(&url, V4).await.unwrap();
+    send(&mut ws, 4, br#"{"Width":99,"Height":33}"#).await;
+    let mut seen = String::new();
+    for _ in 0..50 {
+        send(&mut ws, 0, b"stty size; echo attach-$((40+2))\n").await;
+        seen = read_until(&mut ws, 1, "attach-42\r\n").await;
+        if seen.contains("33 99") {
+            break;
+        }
+    }
+    assert!(seen.contains("33 99"), "{seen}");
+    ws.close(None).await.unwrap();
 
     // Port forward to httpd on the pod's loopback, once it listens
     // (port 8080 is 1F90 in /proc/net/tcp, state 0A is LISTEN).
@@ -422,7 +456,7 @@ async fn streaming_with_runc() {
     remove_pod(&mut s.runtime, &pod).await;
     let state = s.state_dir();
     assert!(state.exists());
-    s.assert_nothing_left(&[&pod, &app, &cat, &web]);
+    s.assert_nothing_left(&[&pod, &app, &cat, &tty, &web]);
     s.finish().await;
 }
 
