@@ -9,6 +9,7 @@ use std::time::Duration;
 use runtime_api::{ContainerDescriptionBuilder, OciRuntime};
 
 use crate::error::{CriError, Result};
+use crate::streaming::StreamingConfig;
 
 /// Adds runtime-specific settings (driver [`Extensions`](runtime_api::Extensions))
 /// to every container description a handler's runtime receives.
@@ -139,13 +140,15 @@ pub struct ServerConfig {
     pub exec_sync_output_limit: usize,
     /// The cgroup driver reported to the kubelet.
     pub cgroup_driver: CgroupDriver,
+    /// The streaming server behind `Exec`, `Attach` and `PortForward`.
+    pub streaming: StreamingConfig,
 }
 
 impl ServerConfig {
     /// A configuration with one handler, `handler`, as the default, and
     /// the defaults for everything else: pause image
     /// `registry.k8s.io/pause:3.10` with its own command, 16 MiB of exec
-    /// output, cgroupfs.
+    /// output, cgroupfs, the streaming server's defaults.
     pub fn new(
         state_dir: impl Into<PathBuf>,
         run_dir: impl Into<PathBuf>,
@@ -161,6 +164,7 @@ impl ServerConfig {
             timeouts: CallTimeouts::default(),
             exec_sync_output_limit: 16 << 20,
             cgroup_driver: CgroupDriver::Cgroupfs,
+            streaming: StreamingConfig::default(),
         }
     }
 
@@ -200,6 +204,6 @@ impl ServerConfig {
         if self.exec_sync_output_limit == 0 {
             return invalid("the exec output limit must not be zero".into());
         }
-        Ok(())
+        self.streaming.validate()
     }
 }

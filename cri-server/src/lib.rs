@@ -25,7 +25,11 @@
 //!   container ([`Engine::watch_exit`]).
 //! - `CheckpointContainer` goes through the runtime's checkpoint feature,
 //!   the container left running ([`Engine::checkpoint_container`]).
-//! - [`serve`](serve()) serves both services on a socket from [`bind`].
+//! - [`serve`](serve()) serves both services on a socket from [`bind`],
+//!   and the [`streaming`] server beside them: `Exec`, `Attach` and
+//!   `PortForward` answer one-time URLs that open WebSocket sessions
+//!   (Kubernetes' `v4`/`v5.channel.k8s.io` and port-forward channels),
+//!   configured by [`StreamingConfig`].
 //!
 //! `docs/cri.md` lists every CRI call as supported, partial or not yet.
 //!
@@ -52,6 +56,7 @@ mod serve;
 mod service;
 pub mod spec;
 pub mod stats;
+pub mod streaming;
 
 pub use config::{
     CallTimeouts, CgroupDriver, DescriptionHook, PodNamespaceJoin, RuntimeHandler, ServerConfig,
@@ -62,3 +67,4 @@ pub use events::{EventStream, EventsLagged};
 pub use k8s_cri;
 pub use serve::{bind, serve, MAX_MESSAGE};
 pub use service::{CriService, CRI_API_VERSION, RUNTIME_NAME};
+pub use streaming::StreamingConfig;

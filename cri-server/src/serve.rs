@@ -1,4 +1,5 @@
-//! Serving both CRI services on a Unix socket.
+//! Serving both CRI services on a Unix socket, with the streaming server
+//! beside them.
 
 use std::future::Future;
 use std::os::unix::fs::FileTypeExt;
@@ -13,6 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::engine::Engine;
 use crate::error::{CriError, Result};
 use crate::service::CriService;
+use crate::streaming::server::StreamingServer;
 
 /// The largest gRPC message accepted or sent (the kubelet's own limit is
 /// 16 MiB; exec output can come close to it).
@@ -50,15 +52,18 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 }
 
 /// Serves `RuntimeService` and `ImageService` over `engine` on `listener`
-/// until `shutdown` completes.
+/// until `shutdown` completes, and the streaming server (on the engine's
+/// [`StreamingConfig::address`](crate::StreamingConfig::address)) for as
+/// long.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     engine.watch_recovered().await;
+    let streaming = StreamingServer::start(engine.clone()).await?;
     let service = CriService::new(engine);
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(
             RuntimeServiceServer::new(service.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -71,5 +76,7 @@ pub async fn serve(
         )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
-        .map_err(CriError::Transport)
+        .map_err(CriError::Transport);
+    streaming.stop().await;
+    served
 }

@@ -1,7 +1,8 @@
 //! The gRPC services: CRI v1 `RuntimeService` and `ImageService` over one
 //! [`Engine`]. Each call checks its request, calls the engine and turns a
-//! [`CriError`] into its status code; calls that are not implemented yet
-//! answer `Unimplemented` with what is missing.
+//! [`CriError`] into its status code. A call the pod's runtime cannot
+//! serve (a feature it does not offer) answers `Unimplemented` saying
+//! which.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -45,12 +46,6 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn ok<T>(value: T) -> Reply<T> {
     Ok(Response::new(value))
-}
-
-fn not_yet(call: &str, missing: &str) -> Status {
-    Status::unimplemented(format!(
-        "{call} is not implemented by cri-server: {missing}"
-    ))
 }
 
 fn required<T>(value: Option<T>, what: &str) -> Result<T, Status> {
@@ -246,25 +241,28 @@ impl RuntimeService for CriService {
         })
     }
 
-    async fn exec(&self, _: Request<cri::ExecRequest>) -> Reply<cri::ExecResponse> {
-        Err(not_yet(
-            "Exec",
-            "there is no streaming server (SPDY/WebSocket) yet; ExecSync works",
-        ))
+    async fn exec(&self, request: Request<cri::ExecRequest>) -> Reply<cri::ExecResponse> {
+        let r = request.into_inner();
+        non_empty(&r.container_id, "container id")?;
+        let url = self.engine.exec_url(r).await?;
+        ok(cri::ExecResponse { url })
     }
 
-    async fn attach(&self, _: Request<cri::AttachRequest>) -> Reply<cri::AttachResponse> {
-        Err(not_yet(
-            "Attach",
-            "there is no streaming server (SPDY/WebSocket) yet",
-        ))
+    async fn attach(&self, request: Request<cri::AttachRequest>) -> Reply<cri::AttachResponse> {
+        let r = request.into_inner();
+        non_empty(&r.container_id, "container id")?;
+        let url = self.engine.attach_url(r).await?;
+        ok(cri::AttachResponse { url })
     }
 
     async fn port_forward(
         &self,
-        _: Request<cri::PortForwardRequest>,
+        request: Request<cri::PortForwardRequest>,
     ) -> Reply<cri::PortForwardResponse> {
-        Err(not_yet("PortForward", "there is no streaming server yet"))
+        let r = request.into_inner();
+        non_empty(&r.pod_sandbox_id, "pod sandbox id")?;
+        let url = self.engine.port_forward_url(r).await?;
+        ok(cri::PortForwardResponse { url })
     }
 
     async fn container_stats(

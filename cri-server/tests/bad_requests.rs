@@ -1,6 +1,6 @@
 //! Malformed requests and unknown ids answer gRPC status codes with
-//! messages, never a panic; idempotent calls succeed on unknown ids; calls
-//! not implemented yet answer `Unimplemented`. No container ever runs, so
+//! messages, never a panic; idempotent calls succeed on unknown ids. No
+//! container ever runs, so
 //! the runtime is `testkit`'s in-memory mock and no root is needed.
 
 mod common;
@@ -221,23 +221,25 @@ async fn bad_requests_answer_grpc_codes_with_messages() {
     .await
     .unwrap();
 
-    // Not implemented yet, said so.
+    // Streaming calls without their id.
     let rt = &mut s.runtime;
     expect(
         rt.exec(cri::ExecRequest::default()).await,
-        Code::Unimplemented,
-        "streaming server",
+        Code::InvalidArgument,
+        "container id is empty",
     );
     expect(
         rt.attach(cri::AttachRequest::default()).await,
-        Code::Unimplemented,
-        "streaming server",
+        Code::InvalidArgument,
+        "container id is empty",
     );
     expect(
         rt.port_forward(cri::PortForwardRequest::default()).await,
-        Code::Unimplemented,
-        "streaming server",
+        Code::InvalidArgument,
+        "pod sandbox id is empty",
     );
+
+    // Not implemented yet, said so.
     expect(
         rt.reopen_container_log(cri::ReopenContainerLogRequest::default())
             .await,

@@ -5,6 +5,7 @@
 //!                   [--handler NAME]... [--runtime-flag NAME=FLAG]...
 //!                   [--isolated NAME]... [--default-handler NAME]
 //!                   [--pause-image NAME] [--pause-command ARG]...
+//!                   [--streaming-address ADDR] [--streaming-token-ttl SECONDS]
 //! cri-server import [--state-dir DIR] LAYOUT_DIR NAME
 //! ```
 //!
@@ -12,7 +13,9 @@
 //! `crun`, or a path); `--runtime-flag runsc=--network=none` adds a global
 //! flag to that runtime's calls; `--isolated runsc` makes that handler's
 //! containers sandboxes of their own instead of joining the pod's
-//! namespaces.
+//! namespaces. `--streaming-address` is where the exec, attach and
+//! port-forward URLs point (`127.0.0.1:0`, a free port, by default);
+//! `--streaming-token-ttl` is how long such a URL stays valid (60 s).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +31,7 @@ const DEFAULT_RUN: &str = "/run/cri-server";
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
-    #[error("{0}\n\nusage:\n  cri-server serve [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--handler NAME]... [--runtime-flag NAME=FLAG]... [--isolated NAME]... [--default-handler NAME] [--pause-image NAME] [--pause-command ARG]...\n  cri-server import [--state-dir DIR] LAYOUT_DIR NAME")]
+    #[error("{0}\n\nusage:\n  cri-server serve [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--handler NAME]... [--runtime-flag NAME=FLAG]... [--isolated NAME]... [--default-handler NAME] [--pause-image NAME] [--pause-command ARG]... [--streaming-address ADDR] [--streaming-token-ttl SECONDS]\n  cri-server import [--state-dir DIR] LAYOUT_DIR NAME")]
     Usage(String),
     #[error(transparent)]
     Cri(#[from] cri_server::CriError),
@@ -51,6 +54,8 @@ struct ServeArgs {
     default_handler: Option<String>,
     pause_image: Option<String>,
     pause_command: Vec<String>,
+    streaming_address: Option<std::net::SocketAddr>,
+    streaming_token_ttl: Option<std::time::Duration>,
 }
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, CliError> {
@@ -71,6 +76,19 @@ fn parse_serve(args: impl IntoIterator<Item = String>) -> Result<ServeArgs, CliE
             "--default-handler" => out.default_handler = Some(value(&mut args, &arg)?),
             "--pause-image" => out.pause_image = Some(value(&mut args, &arg)?),
             "--pause-command" => out.pause_command.push(value(&mut args, &arg)?),
+            "--streaming-address" => {
+                let v = value(&mut args, &arg)?;
+                out.streaming_address = Some(v.parse().map_err(|_| {
+                    CliError::Usage(format!("--streaming-address {v:?}: expected IP:PORT"))
+                })?);
+            }
+            "--streaming-token-ttl" => {
+                let v = value(&mut args, &arg)?;
+                let secs = v.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    CliError::Usage(format!("--streaming-token-ttl {v:?}: expected seconds > 0"))
+                })?;
+                out.streaming_token_ttl = Some(std::time::Duration::from_secs(secs));
+            }
             "--runtime-flag" => {
                 let v = value(&mut args, &arg)?;
                 let (name, flag) = v.split_once('=').ok_or_else(|| {
@@ -118,6 +136,12 @@ fn server_config(args: ServeArgs) -> Result<ServerConfig, CliError> {
         config.pause_image = p;
     }
     config.pause_command = args.pause_command;
+    if let Some(address) = args.streaming_address {
+        config.streaming.address = address;
+    }
+    if let Some(ttl) = args.streaming_token_ttl {
+        config.streaming.token_ttl = ttl;
+    }
     Ok(config)
 }
 
@@ -238,5 +262,19 @@ mod tests {
         assert!(parse_serve(args(&["--bogus"])).is_err());
         assert!(parse_serve(args(&["--runtime-flag", "noequals"])).is_err());
         assert_eq!(parse_serve(args(&[])).unwrap().handlers, ["runc"]);
+        let s = parse_serve(args(&[
+            "--streaming-address",
+            "0.0.0.0:10010",
+            "--streaming-token-ttl",
+            "30",
+        ]))
+        .unwrap();
+        assert_eq!(s.streaming_address, Some("0.0.0.0:10010".parse().unwrap()));
+        assert_eq!(
+            s.streaming_token_ttl,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert!(parse_serve(args(&["--streaming-address", "nope"])).is_err());
+        assert!(parse_serve(args(&["--streaming-token-ttl", "0"])).is_err());
     }
 }

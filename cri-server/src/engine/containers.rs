@@ -71,7 +71,7 @@ impl Engine {
             .collect()
     }
 
-    fn container(&self, id: &str) -> Result<ContainerRecord> {
+    pub(crate) fn container(&self, id: &str) -> Result<ContainerRecord> {
         self.records()
             .containers
             .get(id)

@@ -22,6 +22,7 @@ use crate::config::{RuntimeHandler, ServerConfig};
 use crate::error::{CriError, Result};
 use crate::images::{ImageRecord, ImageStore};
 use crate::spec::PodNamespaces;
+use crate::streaming::Streams;
 
 pub use containers::ExecOutput;
 pub use recovery::Recovery;
@@ -88,6 +89,7 @@ pub struct Engine {
     recovery: Recovery,
     events: crate::events::EventHub,
     sampler: crate::stats::Sampler,
+    streams: Streams,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,6 +118,7 @@ impl Engine {
         }
         let images = ImageStore::open(config.state_dir.join("images"))?;
         let mut engine = Self {
+            streams: Streams::new(&config.streaming),
             config,
             images,
             records: Mutex::new(Records::default()),
@@ -196,13 +199,18 @@ impl Engine {
         self.runtime(name)
     }
 
+    /// The streaming sessions and their one-time tokens.
+    pub(crate) fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
     fn records(&self) -> MutexGuard<'_, Records> {
         // Every change under the lock is a single insert or remove, so a
         // panic elsewhere cannot leave the maps half-changed.
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn handler(&self, name: &str) -> Result<&RuntimeHandler> {
+    pub(crate) fn handler(&self, name: &str) -> Result<&RuntimeHandler> {
         let name = if name.is_empty() {
             self.config.default_handler.as_str()
         } else {
@@ -226,7 +234,7 @@ impl Engine {
             })
     }
 
-    fn runtime(&self, handler: &str) -> Result<Arc<dyn OciRuntime>> {
+    pub(crate) fn runtime(&self, handler: &str) -> Result<Arc<dyn OciRuntime>> {
         Ok(self.handler(handler)?.runtime.clone())
     }
 

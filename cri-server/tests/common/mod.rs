@@ -208,35 +208,7 @@ impl TestServer {
         handlers: impl FnOnce(&Path) -> Vec<RuntimeHandler>,
         prepare: impl FnOnce(&Path),
     ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("cri-test-")
-            .tempdir()
-            .unwrap();
-        let state = dir.path().join("state");
-        prepare(&state);
-        let mut handlers = handlers(dir.path());
-        let first = handlers.remove(0);
-        let mut config = ServerConfig::new(&state, dir.path().join("run"), first);
-        config.handlers.extend(handlers);
-        config.pause_image = IMAGE.into();
-        config.pause_command = PAUSE.iter().map(|s| s.to_string()).collect();
-        let engine = Arc::new(Engine::new(config).unwrap());
-        let socket = dir.path().join("cri.sock");
-        let listener = bind(&socket).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(engine.clone(), listener, async {
-            let _ = stopped.await;
-        }));
-        let channel = connect(&socket).await;
-        Self {
-            runtime: RuntimeServiceClient::new(channel.clone()),
-            images: ImageServiceClient::new(channel),
-            dir,
-            socket,
-            engine,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::start_with(handlers, prepare, |_| {}).await
     }
 
     /// A server with one `runc` handler joining pods by path, the busybox
@@ -604,5 +576,46 @@ where
             "{what}: not within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl TestServer {
+    /// [`TestServer::start`] with `configure` applied to the server's
+    /// configuration before the engine opens.
+    pub async fn start_with(
+        handlers: impl FnOnce(&Path) -> Vec<RuntimeHandler>,
+        prepare: impl FnOnce(&Path),
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("cri-test-")
+            .tempdir()
+            .unwrap();
+        let state = dir.path().join("state");
+        prepare(&state);
+        let mut handlers = handlers(dir.path());
+        let first = handlers.remove(0);
+        let mut config = ServerConfig::new(&state, dir.path().join("run"), first);
+        config.handlers.extend(handlers);
+        config.pause_image = IMAGE.into();
+        config.pause_command = PAUSE.iter().map(|s| s.to_string()).collect();
+        configure(&mut config);
+        let engine = Arc::new(Engine::new(config).unwrap());
+        let socket = dir.path().join("cri.sock");
+        let listener = bind(&socket).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(engine.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = connect(&socket).await;
+        Self {
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
+            dir,
+            socket,
+            engine,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 }
