@@ -9,7 +9,7 @@ use std::time::Duration;
 use runtime_api::{ContainerDescriptionBuilder, OciRuntime};
 
 use crate::error::{CriError, Result};
-use crate::streaming::StreamingConfig;
+use crate::streaming::config::StreamingConfig;
 
 /// Adds runtime-specific settings (driver [`Extensions`](runtime_api::Extensions))
 /// to every container description a handler's runtime receives.

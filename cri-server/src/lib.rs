@@ -51,6 +51,7 @@ mod durable;
 mod engine;
 mod error;
 pub mod events;
+mod ids;
 pub mod images;
 mod serve;
 mod service;

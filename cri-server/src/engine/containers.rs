@@ -24,7 +24,7 @@ use super::{
 };
 use crate::config::RuntimeHandler;
 use crate::error::{CriError, Result};
-use crate::events::EventKind;
+use crate::events::hub::EventKind;
 use crate::spec::{container_spec, linux_resources, ContainerInputs};
 
 /// What an `ExecSync` produced.

@@ -20,9 +20,10 @@ use runtime_api::{ContainerDescription, OciRuntime};
 
 use crate::config::{RuntimeHandler, ServerConfig};
 use crate::error::{CriError, Result};
+pub(crate) use crate::ids::new_id;
 use crate::images::{ImageRecord, ImageStore};
 use crate::spec::PodNamespaces;
-use crate::streaming::Streams;
+use crate::streaming::state::Streams;
 
 pub use containers::ExecOutput;
 pub use recovery::Recovery;
@@ -87,7 +88,7 @@ pub struct Engine {
     images: ImageStore,
     records: Mutex<Records>,
     recovery: Recovery,
-    events: crate::events::EventHub,
+    events: crate::events::hub::EventHub,
     sampler: crate::stats::Sampler,
     streams: Streams,
 }
@@ -123,7 +124,7 @@ impl Engine {
             images,
             records: Mutex::new(Records::default()),
             recovery: Recovery::default(),
-            events: crate::events::EventHub::default(),
+            events: crate::events::hub::EventHub::default(),
             sampler: crate::stats::Sampler::default(),
         };
         engine.recovery = engine.recover()?;
@@ -147,7 +148,7 @@ impl Engine {
     }
 
     /// The lifecycle event channel and exit watchers.
-    pub(crate) fn events(&self) -> &crate::events::EventHub {
+    pub(crate) fn events(&self) -> &crate::events::hub::EventHub {
         &self.events
     }
 
@@ -290,16 +291,6 @@ pub(crate) fn nanos(time: Option<SystemTime>) -> i64 {
 /// Nanoseconds since the epoch, now.
 pub(crate) fn now_nanos() -> i64 {
     nanos(Some(SystemTime::now()))
-}
-
-/// A new 64-hex-digit id from the kernel's random source.
-pub(crate) fn new_id() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(CriError::io("reading /dev/urandom for a new id"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Whether every pair of `selector` is among `labels`.

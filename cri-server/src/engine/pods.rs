@@ -14,7 +14,7 @@ use super::store::{self, StoredPod};
 use super::{bounded, labels_match, new_id, now_nanos, remove_tree, Engine, PodRecord};
 use crate::config::{PodNamespaceJoin, RuntimeHandler};
 use crate::error::{CriError, Result};
-use crate::events::EventKind;
+use crate::events::hub::EventKind;
 use crate::spec::{infra_spec, Join, PodNamespaces};
 
 /// Annotation naming a container's role (`sandbox` or `container`), as

@@ -12,15 +12,15 @@
 
 pub mod attach;
 pub mod channel;
+pub mod config;
 pub mod exec;
 pub mod portforward;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use runtime_api::ContainerStatus;
@@ -28,80 +28,9 @@ use runtime_api::ContainerStatus;
 use crate::engine::{bounded, ContainerRecord, Engine};
 use crate::error::{CriError, Result};
 use crate::PodNamespaceJoin;
-use tokens::{StreamRequest, TokenCache};
+use tokens::StreamRequest;
 
-/// How the streaming server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamingConfig {
-    /// The TCP address it listens on; port 0 picks a free port (the URLs
-    /// carry the one bound).
-    pub address: SocketAddr,
-    /// How long a URL's token stays valid before its connection.
-    pub token_ttl: Duration,
-    /// The limit on connecting to a forwarded port in the pod.
-    pub connect_timeout: Duration,
-    /// How long the exec'd process of a client that went away may run on
-    /// (its stdin closed) before it is stopped.
-    pub exec_grace: Duration,
-    /// The limit on sending one message to a client that does not read.
-    pub write_timeout: Duration,
-}
-
-impl Default for StreamingConfig {
-    /// `127.0.0.1:0`, tokens valid 1 minute, 10 s to connect a forwarded
-    /// port, 10 s of grace for an orphaned exec, 60 s per message.
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token_ttl: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(10),
-            exec_grace: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl StreamingConfig {
-    /// Checks that no limit is zero.
-    pub fn validate(&self) -> Result<()> {
-        let limits = [
-            self.token_ttl,
-            self.connect_timeout,
-            self.exec_grace,
-            self.write_timeout,
-        ];
-        if limits.contains(&Duration::ZERO) {
-            return Err(CriError::InvalidArgument(
-                "streaming time limits must not be zero".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The engine's streaming state: pending tokens and the bound address.
-#[derive(Debug)]
-pub(crate) struct Streams {
-    pub(crate) tokens: TokenCache,
-    address: Mutex<Option<SocketAddr>>,
-}
-
-impl Streams {
-    pub(crate) fn new(config: &StreamingConfig) -> Self {
-        Self {
-            tokens: TokenCache::new(config.token_ttl),
-            address: Mutex::new(None),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<SocketAddr>> {
-        self.address.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn set_address(&self, address: Option<SocketAddr>) {
-        *self.lock() = address;
-    }
-}
+pub use config::StreamingConfig;
 
 fn check_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<()> {
     if tty && stderr {
@@ -121,7 +50,7 @@ impl Engine {
     /// The streaming server's address while [`serve`](crate::serve())
     /// runs it.
     pub fn streaming_address(&self) -> Option<SocketAddr> {
-        *self.streams().lock()
+        self.streams().address()
     }
 
     fn stream_url(&self, request: StreamRequest) -> Result<String> {

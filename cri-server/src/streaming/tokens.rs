@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
 
-use crate::engine::new_id;
 use crate::error::{CriError, Result};
+use crate::ids::new_id;
 
 /// The most requests waiting for their connection at once (the kubelet's
 /// own limit).
