@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 
 use cri::ContainerEventType as Kind;
 
@@ -36,18 +35,7 @@ async fn lifecycle_events_arrive_in_order() {
     if !need_runc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runc",
-                conmon_runtime("runc", &[], dir),
-                PodNamespaceJoin::Paths,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runc().await;
     let mut events = subscribe_events(&mut s.runtime).await;
     let pod_config = pod_config("events", &s.log_dir("events"));
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runc").await;

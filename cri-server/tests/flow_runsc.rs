@@ -7,25 +7,13 @@ mod common;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_container_flow_with_runsc() {
     if !need_runsc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runsc",
-                conmon_runtime("runsc", &["--network=none"], dir),
-                PodNamespaceJoin::Isolated,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runsc().await;
     let log_dir = s.log_dir("gvisor");
     let pod_config = pod_config("gvisor", &log_dir);
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runsc").await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 
 fn value(v: &Option<cri::UInt64Value>) -> Option<u64> {
     v.as_ref().map(|v| v.value)
@@ -35,18 +34,7 @@ async fn stats_rise_with_memory_and_cpu_use() {
     if !need_runc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runc",
-                conmon_runtime("runc", &[], dir),
-                PodNamespaceJoin::Paths,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runc().await;
     let pod_config = pod_config("stats", &s.log_dir("stats"));
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runc").await;
 
@@ -271,18 +259,7 @@ async fn stats_under_runsc_are_the_sandbox_cgroup() {
     if !need_runsc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runsc",
-                conmon_runtime("runsc", &["--network=none"], dir),
-                PodNamespaceJoin::Isolated,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runsc().await;
     let pod_config = pod_config("gstats", &s.log_dir("gstats"));
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runsc").await;
     let busy = run_container(

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
-use cri_server::PodNamespaceJoin;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -65,18 +64,7 @@ async fn streaming_with_runsc() {
     if !need_runsc() {
         return;
     }
-    let mut s = TestServer::start(
-        |dir| {
-            vec![handler(
-                "runsc",
-                conmon_runtime("runsc", &["--network=none"], dir),
-                PodNamespaceJoin::Isolated,
-            )]
-        },
-        |_| {},
-    )
-    .await;
-    s.import_busybox();
+    let mut s = TestServer::start_runsc().await;
     let log_dir = s.log_dir("gvisor-streams");
     let pod_config = pod_config("gvisor-streams", &log_dir);
     let pod = run_pod(&mut s.runtime, pod_config.clone(), "runsc").await;

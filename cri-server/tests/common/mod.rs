@@ -229,6 +229,24 @@ impl TestServer {
         s
     }
 
+    /// A server with one `runsc` handler (`--network=none`) whose
+    /// containers are sandboxes of their own, the busybox image imported.
+    pub async fn start_runsc() -> Self {
+        let s = Self::start(
+            |dir| {
+                vec![handler(
+                    "runsc",
+                    conmon_runtime("runsc", &["--network=none"], dir),
+                    PodNamespaceJoin::Isolated,
+                )]
+            },
+            |_| {},
+        )
+        .await;
+        s.import_busybox();
+        s
+    }
+
     /// Stops serving and waits for the server to finish.
     pub async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
