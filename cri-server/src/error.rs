@@ -108,6 +108,11 @@ impl CriError {
     }
 }
 
+/// An OCI spec that could not be built, as the request's fault.
+pub(crate) fn spec_error(e: oci_spec::OciSpecError) -> CriError {
+    CriError::InvalidArgument(format!("building the OCI spec: {e}"))
+}
+
 /// The gRPC code of a runtime error: its kind, never its wording.
 pub fn runtime_code(error: &RuntimeError) -> Code {
     match error {

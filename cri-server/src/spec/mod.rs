@@ -2,188 +2,39 @@
 //! container and the pod's containers. Pure functions of their inputs
 //! (the only file reads are a root filesystem's `/etc/passwd` and
 //! `/etc/group` and a host device's node), tested without a runtime.
+//!
+//! This module builds the specs; the parts they are made of live beside
+//! it: `capabilities`, `namespaces` ([`PodNamespaces`], [`Join`]), `user`
+//! ([`run_as`]), `mounts` (binds and devices), `resources`
+//! ([`linux_resources`]) and `dns` ([`resolv_conf_text`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use k8s_cri::v1 as cri;
-use oci_spec::runtime::{
-    Capabilities, Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder,
-    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, Root, Spec, User,
-};
+use oci_spec::runtime::{LinuxDeviceCgroupBuilder, Root, Spec, User};
 
-use crate::error::{CriError, Result};
+use crate::error::{spec_error, CriError, Result};
 use crate::images::ImageRuntimeConfig;
+
+mod capabilities;
+mod dns;
+mod mounts;
+mod namespaces;
+mod resources;
+mod user;
+
+use capabilities::{capability_name, capability_sets, to_capabilities};
+use mounts::{bind_mount, device_node};
+
+pub use capabilities::{capability_names, DEFAULT_CAPABILITIES};
+pub use dns::resolv_conf_text;
+pub use namespaces::{Join, PodNamespaces};
+pub use resources::linux_resources;
+pub use user::{run_as, RunAs};
 
 /// `PATH` when neither the image nor the request sets one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The capabilities a container gets unless its security context says
-/// otherwise (containerd's and Docker's default set).
-pub const DEFAULT_CAPABILITIES: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Every capability `ALL` stands for.
-const ALL_CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// How a container gets one namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Join {
-    /// A new namespace of its own.
-    New,
-    /// The host's (no namespace entry).
-    Host,
-    /// The namespace at this path (`/proc/<infra pid>/ns/net`).
-    Path(PathBuf),
-}
-
-/// The pod-level namespaces a container is placed in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodNamespaces {
-    /// Network.
-    pub network: Join,
-    /// IPC.
-    pub ipc: Join,
-    /// UTS (hostname).
-    pub uts: Join,
-    /// PID.
-    pub pid: Join,
-}
-
-impl PodNamespaces {
-    /// The namespaces the infra container of a pod with `options` creates.
-    pub fn for_infra(options: Option<&cri::NamespaceOption>) -> Self {
-        let mode = |m: i32| cri::NamespaceMode::try_from(m).unwrap_or(cri::NamespaceMode::Pod);
-        let host_or_new = |m: i32| match mode(m) {
-            cri::NamespaceMode::Node => Join::Host,
-            _ => Join::New,
-        };
-        let o = options.cloned().unwrap_or_default();
-        Self {
-            network: host_or_new(o.network),
-            ipc: host_or_new(o.ipc),
-            // A pod on the host's network uses the host's hostname, as the
-            // kubelet expects.
-            uts: host_or_new(o.network),
-            pid: host_or_new(o.pid),
-        }
-    }
-
-    /// The namespaces a container of this pod (whose infra process is
-    /// `infra_pid`) joins, its own pid mode being `pid_mode`.
-    pub fn for_container(&self, infra_pid: i32, pid_mode: cri::NamespaceMode) -> Self {
-        let join = |own: &Join, kind: &str| match own {
-            Join::Host => Join::Host,
-            _ => Join::Path(PathBuf::from(format!("/proc/{infra_pid}/ns/{kind}"))),
-        };
-        Self {
-            network: join(&self.network, "net"),
-            ipc: join(&self.ipc, "ipc"),
-            uts: join(&self.uts, "uts"),
-            pid: match pid_mode {
-                cri::NamespaceMode::Node => Join::Host,
-                cri::NamespaceMode::Pod => join(&self.pid, "pid"),
-                _ => Join::New,
-            },
-        }
-    }
-
-    fn entries(&self) -> Vec<LinuxNamespace> {
-        let mut out = Vec::new();
-        for (join, typ) in [
-            (&self.pid, LinuxNamespaceType::Pid),
-            (&self.network, LinuxNamespaceType::Network),
-            (&self.ipc, LinuxNamespaceType::Ipc),
-            (&self.uts, LinuxNamespaceType::Uts),
-        ] {
-            let mut ns = LinuxNamespace::default();
-            ns.set_typ(typ);
-            match join {
-                Join::Host => continue,
-                Join::New => {}
-                Join::Path(path) => {
-                    ns.set_path(Some(path.clone()));
-                }
-            }
-            out.push(ns);
-        }
-        for typ in [LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup] {
-            let mut ns = LinuxNamespace::default();
-            ns.set_typ(typ);
-            out.push(ns);
-        }
-        out
-    }
-}
-
-/// The process identity a container runs as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunAs {
-    /// Uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-    /// Supplementary gids.
-    pub additional_gids: Vec<u32>,
-}
 
 /// Everything [`container_spec`] needs besides the CRI request.
 #[derive(Debug, Clone)]
@@ -206,40 +57,6 @@ pub struct ContainerInputs<'a> {
     /// The pod's `resolv.conf` (from its DNS config), bound read-only at
     /// `/etc/resolv.conf` unless the request mounts that path itself.
     pub resolv_conf: Option<std::path::PathBuf>,
-}
-
-/// The text of a `resolv.conf` for the pod's DNS config: one `nameserver`
-/// line per server, then `search` and `options` lines, as the kubelet's
-/// other runtimes write it. An entry holding white space or a line break
-/// is refused (it would change the file's meaning).
-pub fn resolv_conf_text(dns: &cri::DnsConfig) -> Result<String> {
-    let check = |what: &str, value: &str| {
-        if value.is_empty() || value.chars().any(char::is_whitespace) {
-            Err(CriError::InvalidArgument(format!(
-                "DNS {what} {value:?} is empty or holds white space"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    let mut text = String::new();
-    for server in &dns.servers {
-        check("server", server)?;
-        text.push_str(&format!("nameserver {server}\n"));
-    }
-    for search in &dns.searches {
-        check("search domain", search)?;
-    }
-    for option in &dns.options {
-        check("option", option)?;
-    }
-    if !dns.searches.is_empty() {
-        text.push_str(&format!("search {}\n", dns.searches.join(" ")));
-    }
-    if !dns.options.is_empty() {
-        text.push_str(&format!("options {}\n", dns.options.join(" ")));
-    }
-    Ok(text)
 }
 
 /// The OCI spec of the pod's infra container: `args` as its process, the
@@ -355,73 +172,6 @@ fn base_spec(namespaces: &PodNamespaces, privileged: bool) -> Result<Spec> {
     }
     spec.set_mounts(Some(mounts));
     Ok(spec)
-}
-
-/// Parses capability names as the kubelet sends them (`NET_RAW`,
-/// `CAP_NET_RAW`, any case) into their `CAP_` form.
-fn capability_name(name: &str) -> Result<String> {
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    if ALL_CAPABILITIES.contains(&full.as_str()) {
-        Ok(full)
-    } else {
-        Err(CriError::InvalidArgument(format!(
-            "unknown capability {name:?}"
-        )))
-    }
-}
-
-/// The capability set after the request's additions and drops: `ALL` in
-/// `add` starts from every capability, `ALL` in `drop` from none, then the
-/// named additions and drops apply.
-pub fn capability_names(add: &[String], drop: &[String]) -> Result<BTreeSet<String>> {
-    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
-    let mut set: BTreeSet<String> = if add.iter().any(is_all) {
-        ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
-    } else {
-        DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
-    };
-    if drop.iter().any(is_all) {
-        set.clear();
-    }
-    for name in add.iter().filter(|c| !is_all(c)) {
-        set.insert(capability_name(name)?);
-    }
-    for name in drop.iter().filter(|c| !is_all(c)) {
-        set.remove(&capability_name(name)?);
-    }
-    Ok(set)
-}
-
-fn to_capabilities(names: &BTreeSet<String>) -> Result<Capabilities> {
-    names
-        .iter()
-        .map(|name| {
-            serde_json::from_value::<Capability>(serde_json::Value::String(name.clone())).map_err(
-                |_| {
-                    CriError::InvalidArgument(format!(
-                        "capability {name} is not known to the OCI spec library"
-                    ))
-                },
-            )
-        })
-        .collect()
-}
-
-fn capability_sets(add: &[String], drop: &[String]) -> Result<LinuxCapabilities> {
-    let names = capability_names(add, drop)?;
-    let set = to_capabilities(&names)?;
-    let mut caps = LinuxCapabilities::default();
-    caps.set_bounding(Some(set.clone()));
-    caps.set_effective(Some(set.clone()));
-    caps.set_permitted(Some(set));
-    caps.set_inheritable(None);
-    caps.set_ambient(None);
-    Ok(caps)
 }
 
 /// The OCI spec of a container of a pod.
@@ -570,10 +320,6 @@ pub fn container_spec(inputs: &ContainerInputs<'_>) -> Result<Spec> {
     Ok(spec)
 }
 
-fn spec_error(e: oci_spec::OciSpecError) -> CriError {
-    CriError::InvalidArgument(format!("building the OCI spec: {e}"))
-}
-
 /// The process's argv: the request's command or the image's entrypoint,
 /// followed by the request's args or (when the request gives no command)
 /// the image's cmd, as Kubernetes defines it.
@@ -627,241 +373,11 @@ pub fn environment(
     Ok(env)
 }
 
-fn bind_mount(mount: &cri::Mount) -> Result<Mount> {
-    if !mount.container_path.starts_with('/') {
-        return Err(CriError::InvalidArgument(format!(
-            "mount container path {:?} is not absolute",
-            mount.container_path
-        )));
-    }
-    if mount.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
-        return Err(CriError::Unimplemented(
-            "image volume mounts are not implemented".into(),
-        ));
-    }
-    if !mount.host_path.starts_with('/') {
-        return Err(CriError::InvalidArgument(format!(
-            "mount host path {:?} is not absolute",
-            mount.host_path
-        )));
-    }
-    if fs::symlink_metadata(&mount.host_path).is_err() {
-        return Err(CriError::InvalidArgument(format!(
-            "mount host path {:?} does not exist",
-            mount.host_path
-        )));
-    }
-    let propagation = match cri::MountPropagation::try_from(mount.propagation) {
-        Ok(cri::MountPropagation::PropagationHostToContainer) => "rslave",
-        Ok(cri::MountPropagation::PropagationBidirectional) => "rshared",
-        _ => "rprivate",
-    };
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(&mount.container_path));
-    m.set_typ(Some("bind".into()));
-    m.set_source(Some(PathBuf::from(&mount.host_path)));
-    m.set_options(Some(vec![
-        "rbind".into(),
-        propagation.into(),
-        if mount.readonly { "ro" } else { "rw" }.into(),
-    ]));
-    Ok(m)
-}
-
-fn device_node(
-    device: &cri::Device,
-) -> Result<(LinuxDevice, oci_spec::runtime::LinuxDeviceCgroup)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let meta = fs::metadata(&device.host_path)
-        .map_err(|e| CriError::InvalidArgument(format!("device {:?}: {e}", device.host_path)))?;
-    let typ = if meta.file_type().is_char_device() {
-        LinuxDeviceType::C
-    } else if meta.file_type().is_block_device() {
-        LinuxDeviceType::B
-    } else {
-        return Err(CriError::InvalidArgument(format!(
-            "{:?} is not a device node",
-            device.host_path
-        )));
-    };
-    let rdev = meta.rdev();
-    let major = (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as i64;
-    let minor = ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as i64;
-    let path = if device.container_path.is_empty() {
-        device.host_path.clone()
-    } else {
-        device.container_path.clone()
-    };
-    let node = LinuxDeviceBuilder::default()
-        .path(PathBuf::from(path))
-        .typ(typ)
-        .major(major)
-        .minor(minor)
-        .file_mode(meta.mode() & 0o777)
-        .uid(meta.uid())
-        .gid(meta.gid())
-        .build()
-        .map_err(spec_error)?;
-    let access = if device.permissions.is_empty() {
-        "rwm".to_string()
-    } else {
-        device.permissions.clone()
-    };
-    let rule = LinuxDeviceCgroupBuilder::default()
-        .allow(true)
-        .typ(typ)
-        .major(major)
-        .minor(minor)
-        .access(access)
-        .build()
-        .map_err(spec_error)?;
-    Ok((node, rule))
-}
-
-/// The OCI resources of a CRI resource request (CPU, memory, cpusets,
-/// unified cgroup v2 entries; zero means unset).
-pub fn linux_resources(r: &cri::LinuxContainerResources) -> Result<LinuxResources> {
-    let mut resources = LinuxResources::default();
-    let mut cpu = LinuxCpuBuilder::default();
-    if r.cpu_shares > 0 {
-        cpu = cpu.shares(r.cpu_shares as u64);
-    }
-    if r.cpu_quota != 0 {
-        cpu = cpu.quota(r.cpu_quota);
-    }
-    if r.cpu_period > 0 {
-        cpu = cpu.period(r.cpu_period as u64);
-    }
-    if !r.cpuset_cpus.is_empty() {
-        cpu = cpu.cpus(r.cpuset_cpus.clone());
-    }
-    if !r.cpuset_mems.is_empty() {
-        cpu = cpu.mems(r.cpuset_mems.clone());
-    }
-    resources.set_cpu(Some(cpu.build().map_err(spec_error)?));
-    let mut memory = LinuxMemoryBuilder::default();
-    if r.memory_limit_in_bytes > 0 {
-        memory = memory.limit(r.memory_limit_in_bytes);
-    }
-    if r.memory_swap_limit_in_bytes > 0 {
-        memory = memory.swap(r.memory_swap_limit_in_bytes);
-    }
-    resources.set_memory(Some(memory.build().map_err(spec_error)?));
-    if !r.unified.is_empty() {
-        resources.set_unified(Some(r.unified.clone()));
-    }
-    if !r.hugepage_limits.is_empty() {
-        return Err(CriError::Unimplemented(
-            "hugepage limits are not implemented".into(),
-        ));
-    }
-    Ok(resources)
-}
-
-/// Who the container runs as: the security context's uid, user name and
-/// gid, else the image's `User`, else root; names and the primary group
-/// come from the root filesystem's `/etc/passwd`, supplementary groups
-/// from its `/etc/group` plus the context's `supplemental_groups`.
-pub fn run_as(
-    security: &cri::LinuxContainerSecurityContext,
-    image: &ImageRuntimeConfig,
-    rootfs: &Path,
-) -> Result<RunAs> {
-    let passwd = read_etc(rootfs, "passwd")?;
-    let group = read_etc(rootfs, "group")?;
-    let (user_part, group_part): (String, Option<String>) = if let Some(uid) = &security.run_as_user
-    {
-        (uid.value.to_string(), None)
-    } else if !security.run_as_username.is_empty() {
-        (security.run_as_username.clone(), None)
-    } else {
-        match image.user.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => match u.split_once(':') {
-                Some((u, g)) => (u.to_string(), Some(g.to_string())),
-                None => (u.to_string(), None),
-            },
-            None => ("0".to_string(), None),
-        }
-    };
-    let entry = passwd.iter().find(|fields| {
-        fields.first().map(String::as_str) == Some(user_part.as_str())
-            || fields.get(2).map(String::as_str) == Some(user_part.as_str())
-    });
-    let uid: u32 = match user_part.parse::<i64>() {
-        Ok(n) => u32::try_from(n)
-            .map_err(|_| CriError::InvalidArgument(format!("uid {n} is out of range")))?,
-        Err(_) => entry.and_then(|f| f.get(2)?.parse().ok()).ok_or_else(|| {
-            CriError::InvalidArgument(format!(
-                "user {user_part:?} is not in the image's /etc/passwd"
-            ))
-        })?,
-    };
-    let name = entry.and_then(|f| f.first().cloned());
-    let mut gid: u32 = entry.and_then(|f| f.get(3)?.parse().ok()).unwrap_or(0);
-    if let Some(g) = &group_part {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => group
-                .iter()
-                .find(|f| f.first() == Some(g))
-                .and_then(|f| f.get(2)?.parse().ok())
-                .ok_or_else(|| {
-                    CriError::InvalidArgument(format!(
-                        "group {g:?} is not in the image's /etc/group"
-                    ))
-                })?,
-        };
-    }
-    if let Some(g) = &security.run_as_group {
-        gid = u32::try_from(g.value)
-            .map_err(|_| CriError::InvalidArgument(format!("gid {} is out of range", g.value)))?;
-    }
-    let mut additional: BTreeSet<u32> = BTreeSet::new();
-    if let Some(name) = &name {
-        for fields in &group {
-            let members = fields.get(3).map(String::as_str).unwrap_or("");
-            if members.split(',').any(|m| m == name) {
-                if let Some(g) = fields.get(2).and_then(|g| g.parse().ok()) {
-                    additional.insert(g);
-                }
-            }
-        }
-    }
-    for g in &security.supplemental_groups {
-        additional.insert(u32::try_from(*g).map_err(|_| {
-            CriError::InvalidArgument(format!("supplemental group {g} is out of range"))
-        })?);
-    }
-    additional.remove(&gid);
-    Ok(RunAs {
-        uid,
-        gid,
-        additional_gids: additional.into_iter().collect(),
-    })
-}
-
-/// The colon-separated lines of `rootfs/etc/<name>`; none when the file
-/// is absent. A symbolic link there is not followed (it could point out of
-/// the root filesystem).
-fn read_etc(rootfs: &Path, name: &str) -> Result<Vec<Vec<String>>> {
-    let path = rootfs.join("etc").join(name);
-    match fs::symlink_metadata(&path) {
-        Err(_) => return Ok(Vec::new()),
-        Ok(meta) if !meta.is_file() => return Ok(Vec::new()),
-        Ok(_) => {}
-    }
-    let text =
-        fs::read_to_string(&path).map_err(CriError::io(format!("reading {}", path.display())))?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(':').map(str::to_string).collect())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_spec::runtime::LinuxNamespaceType;
+    use std::fs;
 
     fn image(entrypoint: &[&str], cmd: &[&str]) -> ImageRuntimeConfig {
         let v = |s: &[&str]| (!s.is_empty()).then(|| s.iter().map(|x| x.to_string()).collect());
