@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runtime_api::{CheckpointOptions, ContainerStatus, Feature, RuntimeError};
+use runtime_api::{CheckpointOptions, Feature, RuntimeError};
 
 use crate::engine::{bounded, remove_tree, Engine};
 use crate::error::{CriError, Result};
@@ -101,29 +101,13 @@ impl Engine {
         location: &str,
         timeout: Duration,
     ) -> Result<()> {
-        let c = self.container_record(id)?;
+        let c = self.container(id)?;
         let target = export_target(location)?;
-        let runtime = self.runtime_of(&c.handler)?;
+        self.require_feature(&c.handler, Feature::Checkpoint)
+            .await?;
+        let c = self.running_container(id).await?;
+        let runtime = self.runtime(&c.handler)?;
         let limits = self.config().timeouts;
-        let features = bounded("runtime features", limits.call, runtime.features()).await?;
-        if !features.contains(Feature::Checkpoint) {
-            return Err(CriError::Unimplemented(format!(
-                "the runtime of handler {:?} does not offer checkpoint",
-                c.handler
-            )));
-        }
-        let state = bounded(
-            "container state",
-            limits.call,
-            runtime.status(&c.description),
-        )
-        .await?;
-        if state.status != ContainerStatus::Running {
-            return Err(CriError::FailedPrecondition(format!(
-                "container {id} is {}; only a running container can be checkpointed",
-                state.status
-            )));
-        }
         let root = match &target {
             Export::Directory(dir) => dir.clone(),
             Export::Archive(_) => c.dir.join("checkpoint-export"),

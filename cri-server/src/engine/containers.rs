@@ -82,6 +82,45 @@ impl Engine {
             })
     }
 
+    /// Container `id`, which must exist and run (exec, attach, log reopen,
+    /// checkpoint).
+    pub(crate) async fn running_container(&self, id: &str) -> Result<ContainerRecord> {
+        let c = self.container(id)?;
+        let runtime = self.runtime(&c.handler)?;
+        let state = bounded(
+            format!("the state of container {id}"),
+            self.config.timeouts.call,
+            runtime.status(&c.description),
+        )
+        .await?;
+        if state.status != ContainerStatus::Running {
+            return Err(CriError::FailedPrecondition(format!(
+                "container {id} is {}, not running",
+                state.status
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Refuses (Unimplemented) a call of `feature` on a handler whose
+    /// runtime does not offer it.
+    pub(crate) async fn require_feature(&self, handler: &str, feature: Feature) -> Result<()> {
+        let runtime = self.runtime(handler)?;
+        let features = bounded(
+            "runtime features",
+            self.config.timeouts.call,
+            runtime.features(),
+        )
+        .await?;
+        if features.contains(feature) {
+            Ok(())
+        } else {
+            Err(CriError::Unimplemented(format!(
+                "the runtime of handler {handler:?} does not offer {feature}"
+            )))
+        }
+    }
+
     /// `CreateContainer`.
     pub async fn create_container(
         &self,
@@ -436,8 +475,7 @@ impl Engine {
         filter: Option<cri::ContainerFilter>,
     ) -> Result<Vec<cri::Container>> {
         let filter = filter.unwrap_or_default();
-        let mut all: Vec<ContainerRecord> = self.records().containers.values().cloned().collect();
-        all.sort_by_key(|c| c.created_at);
+        let all = self.container_records();
         let mut out = Vec::new();
         for c in all {
             if (!filter.id.is_empty() && c.id != filter.id)
@@ -488,15 +526,9 @@ impl Engine {
             ));
         }
         let c = self.container(id)?;
+        self.require_feature(&c.handler, Feature::Exec).await?;
         let runtime = self.runtime(&c.handler)?;
         let limits = self.config.timeouts;
-        let features = bounded("runtime features", limits.call, runtime.features()).await?;
-        if !features.contains(Feature::Exec) {
-            return Err(CriError::Unimplemented(format!(
-                "the runtime of handler {:?} does not offer exec",
-                c.handler
-            )));
-        }
         let mut config = ExecConfig::new(cmd);
         if !timeout.is_zero() {
             config.timeout = Some(timeout);
@@ -558,30 +590,12 @@ impl Engine {
     /// CRI-O refuses it.
     pub async fn reopen_log(&self, id: &str) -> Result<()> {
         let c = self.container(id)?;
+        self.require_feature(&c.handler, Feature::ReopenLog).await?;
+        let c = self.running_container(id).await?;
         let runtime = self.runtime(&c.handler)?;
-        let limits = self.config.timeouts;
-        let features = bounded("runtime features", limits.call, runtime.features()).await?;
-        if !features.contains(Feature::ReopenLog) {
-            return Err(CriError::Unimplemented(format!(
-                "the runtime of handler {:?} cannot reopen a container's log",
-                c.handler
-            )));
-        }
-        let state = bounded(
-            "container state",
-            limits.call,
-            runtime.status(&c.description),
-        )
-        .await?;
-        if state.status != ContainerStatus::Running {
-            return Err(CriError::FailedPrecondition(format!(
-                "container {id} is {}; only a running container's log can be reopened",
-                state.status
-            )));
-        }
         bounded(
             format!("reopening the log of container {id}"),
-            limits.call,
+            self.config.timeouts.call,
             runtime.reopen_log(&c.description),
         )
         .await

@@ -157,18 +157,6 @@ impl Engine {
         &self.sampler
     }
 
-    /// Container `id`'s record.
-    pub(crate) fn container_record(&self, id: &str) -> Result<ContainerRecord> {
-        self.records()
-            .containers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CriError::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            })
-    }
-
     /// Every container's record, oldest first.
     pub(crate) fn container_records(&self) -> Vec<ContainerRecord> {
         let mut all: Vec<ContainerRecord> = self.records().containers.values().cloned().collect();
@@ -176,28 +164,11 @@ impl Engine {
         all
     }
 
-    /// Pod `id`'s record.
-    pub(crate) fn pod_record(&self, id: &str) -> Result<PodRecord> {
-        self.records()
-            .pods
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CriError::NotFound {
-                kind: "pod sandbox",
-                id: id.to_string(),
-            })
-    }
-
     /// Every pod's record, oldest first.
     pub(crate) fn pod_records(&self) -> Vec<PodRecord> {
         let mut all: Vec<PodRecord> = self.records().pods.values().cloned().collect();
         all.sort_by_key(|p| p.created_at);
         all
-    }
-
-    /// The runtime of handler `name`.
-    pub(crate) fn runtime_of(&self, name: &str) -> Result<Arc<dyn OciRuntime>> {
-        self.runtime(name)
     }
 
     /// The streaming sessions and their one-time tokens.

@@ -513,8 +513,7 @@ impl Engine {
         filter: Option<cri::PodSandboxFilter>,
     ) -> Result<Vec<cri::PodSandbox>> {
         let filter = filter.unwrap_or_default();
-        let mut pods: Vec<PodRecord> = self.records().pods.values().cloned().collect();
-        pods.sort_by_key(|p| p.created_at);
+        let pods = self.pod_records();
         let mut out = Vec::new();
         for pod in pods {
             if !filter.id.is_empty() && pod.id != filter.id {

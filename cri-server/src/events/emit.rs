@@ -113,10 +113,10 @@ impl Engine {
     /// its process ends on its own. The task ends at the exit, when the
     /// container is removed, or when the engine is dropped.
     pub fn watch_exit(self: &Arc<Self>, id: &str) {
-        let Ok(c) = self.container_record(id) else {
+        let Ok(c) = self.container(id) else {
             return;
         };
-        let Ok(runtime) = self.runtime_of(&c.handler) else {
+        let Ok(runtime) = self.runtime(&c.handler) else {
             return;
         };
         let engine = Arc::downgrade(self);
@@ -168,10 +168,10 @@ impl Engine {
     /// watcher's first wait.
     pub async fn watch_recovered(self: &Arc<Self>) {
         for id in &self.recovery().containers {
-            let Ok(c) = self.container_record(id) else {
+            let Ok(c) = self.container(id) else {
                 continue;
             };
-            let Ok(runtime) = self.runtime_of(&c.handler) else {
+            let Ok(runtime) = self.runtime(&c.handler) else {
                 continue;
             };
             let state =

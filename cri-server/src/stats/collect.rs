@@ -79,7 +79,7 @@ impl Engine {
 
     /// The init pid of a running or paused container; `None` otherwise.
     async fn live_pid(&self, handler: &str, c: &runtime_api::ContainerDescription) -> Option<i32> {
-        let runtime = self.runtime_of(handler).ok()?;
+        let runtime = self.runtime(handler).ok()?;
         let state = bounded(
             "container state",
             self.config().timeouts.call,
@@ -135,7 +135,7 @@ impl Engine {
     /// `ContainerStats`: the container's cgroup figures (none for a
     /// container not running) and its writable layer.
     pub async fn container_stats(&self, id: &str) -> Result<cri::ContainerStats> {
-        let c = self.container_record(id)?;
+        let c = self.container(id)?;
         Ok(self.sample_container(&c).await?.stats)
     }
 
@@ -218,7 +218,7 @@ impl Engine {
     /// `PodSandboxStats`: the sum of the pod's cgroups (infra container
     /// and containers), its loopback counters and each container's stats.
     pub async fn pod_stats(&self, id: &str) -> Result<cri::PodSandboxStats> {
-        let pod = self.pod_record(id)?;
+        let pod = self.pod(id)?;
         self.sample_pod(&pod).await
     }
 

@@ -23,9 +23,8 @@ pub mod tokens;
 use std::net::SocketAddr;
 
 use k8s_cri::v1 as cri;
-use runtime_api::ContainerStatus;
 
-use crate::engine::{bounded, ContainerRecord, Engine};
+use crate::engine::Engine;
 use crate::error::{CriError, Result};
 use crate::PodNamespaceJoin;
 use tokens::StreamRequest;
@@ -62,25 +61,6 @@ impl Engine {
         let kind = request.kind();
         let token = self.streams().tokens.insert(request)?;
         Ok(format!("http://{address}/{kind}/{token}"))
-    }
-
-    /// A container that exists and runs, for exec and attach.
-    pub(crate) async fn running_container(&self, id: &str) -> Result<ContainerRecord> {
-        let c = self.container(id)?;
-        let runtime = self.runtime(&c.handler)?;
-        let state = bounded(
-            format!("the state of container {id}"),
-            self.config().timeouts.call,
-            runtime.status(&c.description),
-        )
-        .await?;
-        if state.status != ContainerStatus::Running {
-            return Err(CriError::FailedPrecondition(format!(
-                "container {id} is {}, not running",
-                state.status
-            )));
-        }
-        Ok(c)
     }
 
     /// `Exec`: checks the request (a command, a valid choice of streams, a
