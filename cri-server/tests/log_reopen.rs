@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use cri_server::k8s_cri::v1 as cri;
@@ -13,19 +13,12 @@ use cri_server::k8s_cri::v1 as cri;
 /// Waits (bounded) until the file at `path` holds `needle`: the line is
 /// written by conmon, and no event tells this process when.
 async fn file_gets(path: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = format!("{} to hold {needle:?}", path.display());
+    poll_until(&what, Duration::from_secs(20), || async {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never held {needle:?}: {text:?}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        text.contains(needle).then_some(text)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,22 +253,26 @@ async fn streaming_with_runc() {
     let url = exec_url(&mut s, exec_request(&app, &["sleep", "4242"])).await;
     let ws = open(&url, V5).await.unwrap();
     drop(ws);
-    let mut left = String::from("?");
     // No event crosses from the server's session to the test: ask the
     // container (each ExecSync a round trip) until the process is gone.
-    for _ in 0..100 {
-        left = exec_text(
-            &mut s.runtime,
-            &app,
-            &["sh", "-c", "ps | grep '[s]leep 4242' || true"],
-        )
-        .await;
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(left, "", "the orphaned exec still runs");
+    let client = s.runtime.clone();
+    poll_until(
+        "the orphaned exec to be stopped",
+        Duration::from_secs(30),
+        || {
+            let (mut client, app) = (client.clone(), app.clone());
+            async move {
+                let left = exec_text(
+                    &mut client,
+                    &app,
+                    &["sh", "-c", "ps | grep '[s]leep 4242' || true"],
+                )
+                .await;
+                left.is_empty().then_some(())
+            }
+        },
+    )
+    .await;
 
     // Attach to cat: a round trip, then the client leaves and the
     // container runs on.
