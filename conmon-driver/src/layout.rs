@@ -120,6 +120,28 @@ impl ContainerLayout {
         }
     }
 
+    /// Whether anything a create would remove or replace is on disk: the
+    /// exit file, the run dir's files, conmon's sockets and FIFOs in the
+    /// bundle, the persist dir. A path that cannot be checked counts as
+    /// present.
+    pub fn any_file_present(&self) -> bool {
+        [
+            &self.exit_file,
+            &self.oci_log,
+            &self.container_pidfile,
+            &self.conmon_pidfile,
+            &self.attach_socket,
+            &self.ctl,
+            &self.winsz,
+            &self.persist_dir,
+        ]
+        .into_iter()
+        .any(|path| match std::fs::symlink_metadata(path) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        })
+    }
+
     /// Written once `RUNTIME start` succeeded: the container's init process
     /// as `PID START_TIME` (a [`state_probe::ProcessIdentity`]), which lets
     /// status tell "still running" without the runtime.

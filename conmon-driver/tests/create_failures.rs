@@ -414,3 +414,116 @@ async fn a_terminal_the_bundle_does_not_declare_is_refused_before_conmon_starts(
         assert!(!s.run_dir(&id).exists());
     }
 }
+
+/// With nothing of an id on disk, create runs no `state` before the
+/// runtime's `create`; once the id's files exist (here: a created
+/// container), a second create asks first and is refused without a launch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_id_with_files_on_disk_is_checked_with_the_runtime_first() {
+    if !need_runc() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    let wrapper =
+        testkit::recording_runtime(&calls, "runc", &testkit::find_binary("runc").unwrap()).unwrap();
+    let s = setup_with(config(wrapper.to_str().unwrap(), dir.path()), dir);
+    let id = unique_id("fresh");
+    let b = bundle(&["sleep", "60"]);
+    let c = s.describe(&id, &b).build().unwrap();
+    let _cleanup = s.cleanup_on_drop(&id);
+    let subcommands = || -> Vec<String> {
+        testkit::recorded_calls(&calls)
+            .unwrap()
+            .into_iter()
+            .filter_map(|argv| argv.into_iter().find(|a| a == "state" || a == "create"))
+            .collect()
+    };
+
+    s.runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(subcommands(), ["create"], "a fresh id is not probed");
+
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        subcommands(),
+        ["create", "state"],
+        "an id with files is probed, and the probe's answer is final"
+    );
+    let state = s.runtime.status(&c).await.unwrap();
+    assert_eq!(state.status, runtime_api::ContainerStatus::Created);
+    s.runtime.delete(&c).await.unwrap();
+    s.assert_nothing_left(&id);
+}
+
+/// An id that another engine's container holds in the runtime, with
+/// nothing of it in this driver's directories: the runtime's own create
+/// refuses it, the launch is undone without touching that container, and
+/// the error says the id exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_another_engine_holds_is_refused_and_its_container_survives() {
+    if !need_runc() {
+        return;
+    }
+    let s = setup("runc", &[]);
+    let id = unique_id("foreign");
+    let theirs = bundle(&["sleep", "60"]);
+    let _cleanup = s.cleanup_on_drop(&id);
+    // The container's init process inherits runc's stdio: a pipe would
+    // never reach its end while the container lives.
+    let errors = s.dir.path().join("runc-create.err");
+    let made = std::process::Command::new("runc")
+        .args(["create", "--bundle"])
+        .arg(theirs.path())
+        .arg(id.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        made.success(),
+        "runc create: {}",
+        std::fs::read_to_string(&errors).unwrap_or_default()
+    );
+
+    let ours = bundle(&["true"]);
+    let c = s.describe(&id, &ours).build().unwrap();
+    let err = s
+        .runtime
+        .create(&c, CreateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::AlreadyExists { .. }), "{err:?}");
+
+    let state = std::process::Command::new("runc")
+        .args(["state", id.as_str()])
+        .output()
+        .unwrap();
+    assert!(state.status.success(), "their container is gone");
+    let state = state_probe::parse_state(&state.stdout).unwrap();
+    assert_eq!(state.status, state_probe::RuntimeStatus::Created);
+    assert_eq!(
+        std::fs::canonicalize(state.bundle.unwrap()).unwrap(),
+        std::fs::canonicalize(theirs.path()).unwrap()
+    );
+    s.assert_nothing_left(&id);
+    assert!(
+        !s.run_dir(&id).exists(),
+        "the run dir the launch made is left"
+    );
+    for name in ["attach", "ctl", "winsz"] {
+        assert!(
+            !ours.path().join(name).exists(),
+            "conmon's {name} is left in the bundle"
+        );
+    }
+}

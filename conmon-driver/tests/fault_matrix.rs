@@ -541,6 +541,10 @@ async fn runtime_hangs_on_state_before_create(cx: &Cx) -> RowResult {
     d = cx.driver(config, &d.dir);
     std::fs::write(&hang, "state").unwrap();
     let (c, _b) = cx.describe(&d, &["true"]);
+    // Only an id with something on disk is checked with the runtime first:
+    // a stale persist dir, as a crashed engine leaves.
+    let layout = conmon_driver::ContainerLayout::new(d.runtime.config(), &c);
+    std::fs::create_dir_all(layout.persist_dir).map_err(|e| e.to_string())?;
     let err = failed_create(&d, &c).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
     Ok(describe_err(&err))

@@ -1,9 +1,11 @@
-//! Creating a container: the checks before anything is touched (an id the
-//! runtime already knows is refused, and so is one it cannot answer for;
-//! handed fds are counted and made close-on-exec, reserved ports are
-//! bound), the container's files made fresh, then conmon's launch
-//! (`launch/sequence.rs`) with the container's argv, env and fds, one start
-//! byte and the pid on the sync pipe.
+//! Creating a container: the checks before anything is touched (handed
+//! fds are counted and made close-on-exec, reserved ports are bound; when
+//! something of the id is on disk, an id the runtime already knows is
+//! refused, and so is one it cannot answer for), the container's files made
+//! fresh, then conmon's launch (`launch/sequence.rs`) with the container's
+//! argv, env and fds, one start byte and the pid on the sync pipe. With
+//! nothing of the id on disk the runtime is not asked first: its own create
+//! refuses an id it knows, and the failed launch then names the holder.
 //!
 //! The id is reserved (`reservation.rs`) from before the check until the
 //! create succeeded or its undo finished, so concurrent creates of one id
@@ -157,20 +159,26 @@ pub(crate) async fn create(
 
     // Everything below removes or replaces files of this id: a container
     // the runtime still knows must not lose them, and a runtime that cannot
-    // say whether it knows it is not taken for a no.
-    match rt.cli.state(container.id(), rt.config.timeouts.state).await {
-        Ok(state_probe::StateProbe::Present(_)) => {
-            return Err(RuntimeError::AlreadyExists {
-                id: container.id().to_string(),
-            })
+    // say whether it knows it is not taken for a no. With nothing of the id
+    // on disk there is nothing to lose, and the runtime's create itself
+    // refuses an id it knows: the runtime process is spared, and a failed
+    // launch asks afterwards whether another's container holds the id.
+    let layout = ContainerLayout::new(&rt.config, container);
+    let probed = layout.any_file_present();
+    if probed {
+        match rt.cli.state(container.id(), rt.config.timeouts.state).await {
+            Ok(state_probe::StateProbe::Present(_)) => {
+                return Err(RuntimeError::AlreadyExists {
+                    id: container.id().to_string(),
+                })
+            }
+            Ok(state_probe::StateProbe::Gone) => {}
+            // The runtime's own error (its timeout, its failure) says why;
+            // nothing was changed.
+            Err(e) => return Err(e),
         }
-        Ok(state_probe::StateProbe::Gone) => {}
-        // The runtime's own error (its timeout, its failure) says why;
-        // nothing was changed.
-        Err(e) => return Err(e),
     }
 
-    let layout = ContainerLayout::new(&rt.config, container);
     let created_run_dir = !container.run_dir().exists();
     // A run dir the caller made keeps the permissions it chose.
     if created_run_dir {
@@ -217,10 +225,12 @@ pub(crate) async fn create(
             }
             Ok(created)
         }
-        Err(err) => {
-            launch.undo().await;
-            Err(err)
-        }
+        Err(err) => match launch.undo().await {
+            IdHolder::Another if !probed => Err(RuntimeError::AlreadyExists {
+                id: container.id().to_string(),
+            }),
+            _ => Err(err),
+        },
     }
 }
 
@@ -336,13 +346,14 @@ impl Launch<'_> {
     /// Kills conmon and its monitor, deletes the container from the runtime
     /// (once the start byte may have let conmon create it) and removes the
     /// launch's files.
-    async fn undo(&mut self) {
+    /// Returns who holds the id in the runtime once the undo is done.
+    async fn undo(&mut self) -> IdHolder {
         self.settled = true;
         if let Some(launch) = self.launch.as_mut() {
             launch.kill_all().await;
         }
         let undo = Undo::of(self);
-        undo.run().await;
+        undo.run().await
     }
 }
 
@@ -378,28 +389,35 @@ impl Undo {
         }
     }
 
-    /// Whether the runtime's container of this id is the one this launch
-    /// made: the runtime knows it with this launch's bundle (or names no
-    /// bundle). A container of the id made from another bundle, by another
-    /// engine sharing the runtime's state root, is left alone.
-    async fn made_by_this_launch(&self) -> bool {
+    /// Who holds the id in the runtime: a container made from this
+    /// launch's bundle (or naming no bundle) is this launch's; one made from
+    /// another bundle, by another engine sharing the runtime's state root,
+    /// is left alone.
+    async fn id_holder(&self) -> IdHolder {
         match self.cli.state(&self.id, self.state_limit).await {
-            Ok(state_probe::StateProbe::Gone) => false,
+            Ok(state_probe::StateProbe::Gone) => IdHolder::Nobody,
             Ok(state_probe::StateProbe::Present(state)) => match state.bundle {
-                None => true,
-                Some(bundle) => same_path(&bundle, &self.bundle),
+                Some(bundle) if !same_path(&bundle, &self.bundle) => IdHolder::Another,
+                _ => IdHolder::ThisLaunch,
             },
-            // Unknown: the id was free when this create checked, and this
-            // driver lets no other create of it run meanwhile.
+            // Unknown: the id was free when this create checked (or nothing
+            // of it was on disk), and this driver lets no other create of it
+            // run meanwhile.
             Err(e) => {
                 debug!(container = %self.id, error = %e, "state probe in the undo of a create");
-                true
+                IdHolder::ThisLaunch
             }
         }
     }
 
-    async fn run(self) {
-        if self.started && self.made_by_this_launch().await {
+    async fn run(self) -> IdHolder {
+        let holder = if self.started {
+            self.id_holder().await
+        } else {
+            // The runtime was never asked to create anything.
+            IdHolder::Nobody
+        };
+        if holder == IdHolder::ThisLaunch {
             if let Err(e) = self
                 .cli
                 .run(Subcommand::DeleteForce(&self.id), self.delete_limit)
@@ -414,7 +432,19 @@ impl Undo {
         if let Some(dir) = self.run_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+        holder
     }
+}
+
+/// Who holds a container id in the runtime after a failed launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdHolder {
+    /// The runtime does not know the id.
+    Nobody,
+    /// The container may be this launch's (its bundle, or no bundle said).
+    ThisLaunch,
+    /// A container made from another bundle: not this launch's.
+    Another,
 }
 
 fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
