@@ -1,4 +1,4 @@
-//! Runs the demo (`examples/run.rs`) as `run -t -i sh` on a pseudo-terminal,
+//! Runs the demo (`examples/run/`) as `run -t -i sh` on a pseudo-terminal,
 //! the way a user at a terminal runs `podman run -it`: the shell's prompt
 //! and output come back live, the container's terminal has the local size
 //! and follows its changes (the kernel's SIGWINCH to the terminal's
@@ -310,8 +310,8 @@ fn sized_resized_and_detached_like_podman_run_it() {
     // ctrl-p, ctrl-q: the default detach keys.
     demo.send(b"\x10\x11");
     demo.expect(&format!("detached from container {id}"), STEP);
-    demo.expect("rm -rf ", STEP);
-    let kept = demo.expect("\r\n", STEP);
+    demo.expect("clean up with: ", STEP);
+    let clean_up = demo.expect("\r\n", STEP);
     let status = demo.wait(STEP);
     assert_eq!(
         status.code(),
@@ -328,12 +328,25 @@ fn sized_resized_and_detached_like_podman_run_it() {
     );
     let deleted = runc(&["delete", "--force", &id]);
     assert!(deleted.status.success(), "{deleted:?}");
-    let kept = std::path::Path::new(kept.trim());
+    // `... && [umount ROOTFS && ]rm -rf DIR`: the bundle's overlay, when it
+    // has one, stays mounted with the kept directory.
+    let step = |prefix: &str| {
+        clean_up
+            .split(" && ")
+            .find_map(|step| step.strip_prefix(prefix))
+            .map(|path| std::path::Path::new(path.trim()))
+    };
+    let kept = step("rm -rf ").expect("the clean-up removes the directory");
     assert!(
         kept.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("conmon-demo-")),
         "{kept:?}"
     );
+    if let Some(rootfs) = step("umount ") {
+        assert!(rootfs.starts_with(kept), "{clean_up:?}");
+        let unmounted = Command::new("umount").arg(rootfs).output().unwrap();
+        assert!(unmounted.status.success(), "{unmounted:?}");
+    }
     std::fs::remove_dir_all(kept).unwrap();
 }
 

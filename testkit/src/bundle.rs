@@ -11,6 +11,11 @@
 //! standard mounts, masked paths, capabilities) and then sets the process,
 //! root, hostname and a modest `RLIMIT_NOFILE`. The directory is removed when
 //! the [`Bundle`] is dropped.
+//!
+//! With [`BundleBuilder::over_image`] the root filesystem is not copied: it
+//! is an overlay over a shared [`BusyboxImage`], mounted on `rootfs/` with
+//! the bundle's own `upper/` and `work/` directories, and unmounted before
+//! the directory is removed.
 
 use std::fmt;
 use std::fs;
@@ -24,6 +29,7 @@ use tempfile::TempDir;
 use crate::error::TestkitError;
 use crate::executable::{write_executable, Contents};
 use crate::guard::is_root;
+use crate::image::{BusyboxImage, OverlayMount};
 
 /// Places where the static busybox is looked for, in order.
 const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
@@ -70,6 +76,7 @@ pub struct BundleBuilder {
     hostname: String,
     parent: Option<PathBuf>,
     rootless: Option<RootlessMapping>,
+    image: Option<BusyboxImage>,
     customize: Option<Customizer>,
 }
 
@@ -248,6 +255,7 @@ impl fmt::Debug for BundleBuilder {
             .field("hostname", &self.hostname)
             .field("parent", &self.parent)
             .field("rootless", &self.rootless)
+            .field("image", &self.image)
             .field("customize", &self.customize.is_some())
             .finish()
     }
@@ -271,6 +279,7 @@ impl BundleBuilder {
             hostname: DEFAULT_HOSTNAME.to_string(),
             parent: None,
             rootless: None,
+            image: None,
             customize: None,
         }
     }
@@ -278,6 +287,15 @@ impl BundleBuilder {
     /// A bundle an unprivileged user can run: see [`make_rootless`].
     pub fn rootless(mut self, mapping: RootlessMapping) -> Self {
         self.rootless = Some(mapping);
+        self
+    }
+
+    /// Makes the root filesystem an overlay over `image` instead of a copy:
+    /// `rootfs/` is mounted with the bundle's `upper/` and `work/`, so the
+    /// container's writes stay in the bundle. Mounting needs root (or a
+    /// user namespace that owns the mount namespace) and overlay support.
+    pub fn over_image(mut self, image: &BusyboxImage) -> Self {
+        self.image = Some(image.clone());
         self
     }
 
@@ -387,10 +405,11 @@ impl BundleBuilder {
     /// # Errors
     ///
     /// [`TestkitError::MissingBinary`] when no static busybox is installed,
-    /// [`TestkitError::Io`] when a file cannot be created, and
-    /// [`TestkitError::Spec`] when `config.json` cannot be written.
+    /// [`TestkitError::Io`] when a file cannot be created,
+    /// [`TestkitError::Mount`] when the overlay over the image cannot be
+    /// mounted, and [`TestkitError::Spec`] when `config.json` cannot be
+    /// written.
     pub fn build(mut self) -> Result<Bundle, TestkitError> {
-        let busybox = find_busybox()?;
         let parent = self.parent.clone().unwrap_or_else(std::env::temp_dir);
         fs::create_dir_all(&parent).map_err(TestkitError::io(format!(
             "creating bundle parent directory {}",
@@ -403,9 +422,28 @@ impl BundleBuilder {
                 "creating bundle directory in {}",
                 parent.display()
             )))?;
-        let bundle = Bundle { dir };
+        let mut bundle = Bundle { overlay: None, dir };
 
-        populate_rootfs(&bundle.rootfs(), &busybox, &self.hostname)?;
+        match &self.image {
+            Some(image) => {
+                let upper = bundle.path().join("upper");
+                let work = bundle.path().join("work");
+                let rootfs = bundle.rootfs();
+                for dir in [&upper, &work, &rootfs] {
+                    create_dir(dir)?;
+                }
+                // The overlay's root takes its mode from the upper layer's.
+                set_mode(&upper, 0o755)?;
+                bundle.overlay = Some(OverlayMount::mount(image.rootfs(), &upper, &work, &rootfs)?);
+                if self.hostname != DEFAULT_HOSTNAME {
+                    write_file(
+                        &rootfs.join("etc/hostname"),
+                        &format!("{}\n", self.hostname),
+                    )?;
+                }
+            }
+            None => populate_rootfs(&bundle.rootfs(), &find_busybox()?, &self.hostname)?,
+        }
 
         let mut spec = self.generate_spec()?;
         if let Some(mapping) = &self.rootless {
@@ -419,9 +457,13 @@ impl BundleBuilder {
     }
 }
 
-/// An OCI bundle in a temporary directory, removed when dropped.
+/// An OCI bundle in a temporary directory, removed when dropped (after its
+/// overlay, if any, is unmounted).
 #[derive(Debug)]
 pub struct Bundle {
+    // Declared first so that it is dropped, unmounting `rootfs/`, before
+    // the directory is removed.
+    overlay: Option<OverlayMount>,
     dir: TempDir,
 }
 
@@ -441,6 +483,47 @@ impl Bundle {
         self.path().join("config.json")
     }
 
+    /// Whether `rootfs/` is an overlay over a [`BusyboxImage`] (which must
+    /// be unmounted before the directory can go).
+    pub fn is_overlay(&self) -> bool {
+        self.overlay.is_some()
+    }
+
+    /// Unmounts the overlay, if any, and removes the directory, reporting
+    /// what dropping the bundle would silently ignore.
+    ///
+    /// # Errors
+    ///
+    /// [`TestkitError::Mount`] when the overlay cannot be unmounted (the
+    /// directory is then left in place), [`TestkitError::Io`] when the
+    /// directory cannot be removed.
+    pub fn remove(mut self) -> Result<(), TestkitError> {
+        if let Some(overlay) = &mut self.overlay {
+            if let Err(e) = overlay.unmount() {
+                // Removing the tree would descend into the mounted overlay.
+                overlay.keep();
+                let _kept = self.dir.keep();
+                return Err(e);
+            }
+        }
+        let path = self.dir.path().to_path_buf();
+        self.dir
+            .close()
+            .map_err(TestkitError::io(format!("removing {}", path.display())))
+    }
+
+    /// Keeps the bundle, its overlay mounted, for whoever cleans up by hand
+    /// (`umount` the [`Bundle::rootfs`] when [`Bundle::is_overlay`], then
+    /// remove the directory); returns the directory.
+    pub fn keep(mut self) -> PathBuf {
+        if let Some(overlay) = &mut self.overlay {
+            overlay.keep();
+        }
+        let Self { overlay, dir } = self;
+        drop(overlay);
+        dir.keep()
+    }
+
     /// Reads `config.json` back.
     ///
     /// # Errors
@@ -452,7 +535,7 @@ impl Bundle {
 }
 
 /// Finds the static busybox binary on this machine.
-fn find_busybox() -> Result<PathBuf, TestkitError> {
+pub(crate) fn find_busybox() -> Result<PathBuf, TestkitError> {
     BUSYBOX_CANDIDATES
         .iter()
         .map(PathBuf::from)
@@ -464,7 +547,11 @@ fn find_busybox() -> Result<PathBuf, TestkitError> {
 
 /// Fills `rootfs` with busybox, its applet links, the standard directories
 /// and the files under `/etc`.
-fn populate_rootfs(rootfs: &Path, busybox: &Path, hostname: &str) -> Result<(), TestkitError> {
+pub(crate) fn populate_rootfs(
+    rootfs: &Path,
+    busybox: &Path,
+    hostname: &str,
+) -> Result<(), TestkitError> {
     for dir in [
         "bin", "proc", "sys", "dev", "tmp", "etc", "root", "var", "run",
     ] {
@@ -547,7 +634,7 @@ fn create_dir(path: &Path) -> Result<(), TestkitError> {
     )))
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), TestkitError> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), TestkitError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(TestkitError::io(format!(
         "setting mode {mode:o} on {}",
         path.display()

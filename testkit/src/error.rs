@@ -20,6 +20,16 @@ pub enum TestkitError {
     /// Reading or writing an OCI runtime spec (`config.json`) failed.
     #[error("OCI runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    /// Mounting or unmounting a filesystem failed; the errno tells why
+    /// (`EPERM` without privileges, `ENODEV` without overlay support, ...).
+    #[error("{context}: {source}")]
+    Mount {
+        /// What was being mounted or unmounted, and where.
+        context: String,
+        /// The error number the system call returned.
+        #[source]
+        source: nix::errno::Errno,
+    },
     /// A binary the operation needs could not be found.
     #[error("required binary `{name}` not found")]
     MissingBinary {

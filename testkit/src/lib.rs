@@ -7,6 +7,9 @@
 //!   machine and fails under CI, never passing silently;
 //! - [`bundle`]: OCI bundles whose root filesystem is the system's static
 //!   busybox ([`BundleBuilder`], [`Bundle`]);
+//! - [`image`]: a busybox root filesystem prepared once in a cache directory
+//!   and shared by bundles as the lower layer of an overlay
+//!   ([`BusyboxImage`]);
 //! - [`fakes`]: small shell scripts that imitate an OCI runtime or conmon and
 //!   misbehave on purpose, for fault-injection tests ([`fake_runtime`],
 //!   [`fake_conmon`], [`recorded_calls`]), and a recording wrapper around a
@@ -28,6 +31,7 @@ mod executable;
 pub mod fake_systemd;
 pub mod fakes;
 pub mod guard;
+pub mod image;
 pub mod mock;
 
 pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
@@ -39,3 +43,4 @@ pub use fakes::{
     recording_runtime, shell_quote, FakeConmonBehaviour, FakeRuntimeBehaviour,
 };
 pub use guard::{find_binary, is_root, require, Need};
+pub use image::BusyboxImage;
