@@ -67,6 +67,17 @@ pub struct RecordBatch {
     /// An error met after some records were received, reported by the next
     /// `read_batch` so that those records are delivered first.
     deferred: Option<AttachError>,
+    /// A record received in the same system call as one too long, still in
+    /// the buffer: the first of the batch after the error.
+    held_back: Option<HeldBack>,
+}
+
+/// See [`RecordBatch::held_back`].
+#[derive(Debug, Clone, Copy)]
+struct HeldBack {
+    prefix: u8,
+    len: usize,
+    payload_at: usize,
 }
 
 impl Default for RecordBatch {
@@ -85,6 +96,7 @@ impl RecordBatch {
             drained: false,
             ended: false,
             deferred: None,
+            held_back: None,
         }
     }
 
@@ -141,29 +153,41 @@ impl RecordBatch {
         self.ended
     }
 
-    /// Receives records with `recv` until it would block, the stream ends,
-    /// an error occurs or no window is left.
+    /// Receives records with `recv` until the socket is found empty, the
+    /// stream ends, an error occurs or no window is left.
     ///
-    /// `recv` gets a window of exactly [`MAX_BATCH_RECORD`] bytes and
-    /// returns the full length of the message it received (`MSG_TRUNC`), 0
-    /// at the end of the stream. Returns `Err(WouldBlock)` exactly when the
-    /// last `recv` did (so the caller can clear readiness); other errors
-    /// are kept in the batch.
+    /// `recv` gets a window of exactly [`MAX_BATCH_RECORD`] bytes, and a
+    /// second one after it whenever two fit: it receives the ready messages
+    /// into them (at most one per window, without waiting) and returns their
+    /// full lengths (`MSG_TRUNC`), 0 at the end of the stream. When a second
+    /// window was offered and came back empty, the socket had nothing more:
+    /// that is known without a receive that would block, which is what makes
+    /// a session's every record cost one system call instead of two while
+    /// the container writes slower than the session reads. Returns
+    /// `Err(WouldBlock)` exactly when the socket was found empty (so the
+    /// caller can clear readiness); other errors are kept in the batch.
     pub(crate) fn fill(
         &mut self,
-        mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        mut recv: impl FnMut(&mut [u8], Option<&mut [u8]>) -> io::Result<WindowLengths>,
     ) -> io::Result<()> {
+        if let Some(held) = self.held_back.take() {
+            self.accept(held.prefix, held.len, held.payload_at);
+        }
         while !self.ended && self.deferred.is_none() {
             let slot = self.end - 1;
-            if self.buf.len() - slot < MAX_BATCH_RECORD {
+            let room = self.buf.len() - slot;
+            if room < MAX_BATCH_RECORD {
                 return Ok(());
             }
+            let offers_second = room >= 2 * MAX_BATCH_RECORD;
             let saved = self.buf[slot];
-            let received = recv(&mut self.buf[slot..slot + MAX_BATCH_RECORD]);
+            let (first, rest) = self.buf[slot..].split_at_mut(MAX_BATCH_RECORD);
+            let second = offers_second.then(|| &mut rest[..MAX_BATCH_RECORD]);
+            let received = recv(first, second);
             let prefix = self.buf[slot];
             self.buf[slot] = saved;
-            let len = match received {
-                Ok(len) => len,
+            let received = match received {
+                Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.drained = true;
@@ -175,36 +199,74 @@ impl RecordBatch {
                     return Ok(());
                 }
             };
-            if len == 0 {
-                self.ended = true;
-                self.drained = true;
-                return Ok(());
-            }
-            if len > MAX_BATCH_RECORD {
-                self.deferred = Some(AttachError::RecordTooLong {
-                    len,
-                    limit: MAX_BATCH_RECORD,
-                });
-                return Ok(());
-            }
-            match AttachStream::from_prefix(prefix) {
-                Some(stream) => {
-                    self.records.push(Entry {
-                        stream,
-                        start: slot + 1,
-                        end: slot + len,
+            self.accept(prefix, received.first, slot + 1);
+            if let Some(len) = received.second {
+                let at = slot + MAX_BATCH_RECORD;
+                let prefix = self.buf[at];
+                if self.deferred.is_some() {
+                    // Delivered after the error, as it came after the
+                    // record the error is about.
+                    self.held_back = Some(HeldBack {
+                        prefix,
+                        len,
+                        payload_at: at + 1,
                     });
-                    self.end = slot + len;
+                } else if !self.ended {
+                    self.accept(prefix, len, at + 1);
                 }
-                None => tracing::warn!(
-                    prefix,
-                    len = len - 1,
-                    "dropping attach record with unknown stream prefix"
-                ),
+            } else if offers_second && !self.ended {
+                self.drained = true;
+                return Err(io::ErrorKind::WouldBlock.into());
             }
         }
         Ok(())
     }
+
+    /// Takes one received message (prefix byte, full length) whose payload
+    /// starts at `payload_at`, moving the payload to the end of the stored
+    /// ones if it is not already there.
+    fn accept(&mut self, prefix: u8, len: usize, payload_at: usize) {
+        if len == 0 {
+            self.ended = true;
+            self.drained = true;
+            return;
+        }
+        if len > MAX_BATCH_RECORD {
+            self.deferred = Some(AttachError::RecordTooLong {
+                len,
+                limit: MAX_BATCH_RECORD,
+            });
+            return;
+        }
+        let Some(stream) = AttachStream::from_prefix(prefix) else {
+            tracing::warn!(
+                prefix,
+                len = len - 1,
+                "dropping attach record with unknown stream prefix"
+            );
+            return;
+        };
+        let payload = len - 1;
+        if payload_at != self.end {
+            self.buf
+                .copy_within(payload_at..payload_at + payload, self.end);
+        }
+        self.records.push(Entry {
+            stream,
+            start: self.end,
+            end: self.end + payload,
+        });
+        self.end += payload;
+    }
+}
+
+/// What one receive of [`RecordBatch::fill`] got: the full length of the
+/// message in the first window, and of the one in the second window when a
+/// second was offered and a message was ready for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowLengths {
+    pub(crate) first: usize,
+    pub(crate) second: Option<usize>,
 }
 
 /// Iterator of [`RecordBatch::runs`].
@@ -241,21 +303,31 @@ mod tests {
 
     use super::*;
 
-    /// Plays messages into the windows as a SEQPACKET socket would: cut to
-    /// the window, full length returned; then `WouldBlock` (or the end).
+    /// Plays messages into the windows as a SEQPACKET socket would: one per
+    /// window, cut to the window, full length returned; then `WouldBlock`
+    /// (or the end) when not even one is left.
     fn player(
         messages: Vec<Vec<u8>>,
         then: io::ErrorKind,
-    ) -> impl FnMut(&mut [u8]) -> io::Result<usize> {
+    ) -> impl FnMut(&mut [u8], Option<&mut [u8]>) -> io::Result<WindowLengths> {
         let mut messages = VecDeque::from(messages);
-        move |window: &mut [u8]| match messages.pop_front() {
+        let mut play = move |window: &mut [u8]| match messages.pop_front() {
             Some(m) => {
                 let n = m.len().min(window.len());
                 window[..n].copy_from_slice(&m[..n]);
-                Ok(m.len())
+                Some(m.len())
             }
-            None if then == io::ErrorKind::UnexpectedEof => Ok(0),
-            None => Err(then.into()),
+            None if then == io::ErrorKind::UnexpectedEof => Some(0),
+            None => None,
+        };
+        move |first: &mut [u8], second: Option<&mut [u8]>| {
+            let Some(first) = play(first) else {
+                return Err(then.into());
+            };
+            Ok(WindowLengths {
+                first,
+                second: second.and_then(&mut play),
+            })
         }
     }
 
@@ -342,7 +414,7 @@ mod tests {
         assert_eq!(batch.len(), 1);
         batch.clear();
         batch
-            .fill(|_| panic!("no receive after the end"))
+            .fill(|_, _| panic!("no receive after the end"))
             .expect("nothing to do");
         assert!(batch.is_empty() && batch.is_ended());
     }
@@ -375,22 +447,95 @@ mod tests {
         let mut batch = RecordBatch::new();
         let mut calls = 0;
         batch
-            .fill(|window| {
+            .fill(|first, second| {
                 calls += 1;
-                match calls {
-                    1 => Err(io::ErrorKind::Interrupted.into()),
-                    2 => {
-                        window[..2].copy_from_slice(b"\x02k");
-                        Ok(2)
+                match (calls, second) {
+                    (1, _) => Err(io::ErrorKind::Interrupted.into()),
+                    (2, Some(second)) => {
+                        first[..2].copy_from_slice(b"\x02k");
+                        second[..2].copy_from_slice(b"\x03m");
+                        Ok(WindowLengths {
+                            first: 2,
+                            second: Some(2),
+                        })
                     }
                     _ => Err(io::ErrorKind::ConnectionReset.into()),
                 }
             })
             .unwrap();
-        assert_eq!(batch.len(), 1);
+        assert_eq!(calls, 3);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(
+            batch.runs().map(|(_, d)| d.to_vec()).collect::<Vec<_>>(),
+            [b"k".to_vec(), b"m".to_vec()]
+        );
         assert!(matches!(
             batch.take_deferred(),
             Some(AttachError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn a_receive_of_two_that_brings_one_ends_the_batch_without_another_call() {
+        let mut batch = RecordBatch::new();
+        let mut calls = 0;
+        let mut play = player(vec![record(2, b'q', 8192)], io::ErrorKind::WouldBlock);
+        let result = batch.fill(|first, second| {
+            calls += 1;
+            assert!(second.is_some(), "an empty batch offers two windows");
+            play(first, second)
+        });
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(calls, 1);
+        assert!(batch.is_drained());
+        assert_eq!(batch.records().next().unwrap().1, &[b'q'; 8192][..]);
+    }
+
+    #[test]
+    fn the_record_received_with_one_too_long_comes_after_the_error() {
+        let mut batch = RecordBatch::new();
+        let messages = vec![
+            record(2, b'a', 3),
+            record(2, b'b', MAX_BATCH_RECORD),
+            record(3, b'c', 4),
+            record(2, b'd', 5),
+        ];
+        let mut play = player(messages, io::ErrorKind::WouldBlock);
+        // One receive brings `a` and `b`, too long: `a` is delivered, then
+        // the error.
+        let _ = batch.fill(&mut play);
+        let records: Vec<(AttachStream, Vec<u8>)> =
+            batch.records().map(|(s, d)| (s, d.to_vec())).collect();
+        assert_eq!(records, [(AttachStream::Stdout, b"aaa".to_vec())]);
+        assert!(matches!(
+            batch.take_deferred(),
+            Some(AttachError::RecordTooLong { .. })
+        ));
+        batch.clear();
+        let _ = batch.fill(&mut play);
+        let records: Vec<(AttachStream, Vec<u8>)> =
+            batch.records().map(|(s, d)| (s, d.to_vec())).collect();
+        assert_eq!(
+            records,
+            [
+                (AttachStream::Stderr, b"cccc".to_vec()),
+                (AttachStream::Stdout, b"ddddd".to_vec())
+            ]
+        );
+
+        // Too long in the first window, a record in the second: the error
+        // first, then that record whole.
+        let mut batch = RecordBatch::new();
+        let messages = vec![record(2, b'x', MAX_BATCH_RECORD), record(3, b'y', 8192)];
+        let mut play = player(messages, io::ErrorKind::WouldBlock);
+        let _ = batch.fill(&mut play);
+        assert!(batch.is_empty());
+        assert!(batch.take_deferred().is_some());
+        batch.clear();
+        let result = batch.fill(&mut play);
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let records: Vec<(AttachStream, Vec<u8>)> =
+            batch.records().map(|(s, d)| (s, d.to_vec())).collect();
+        assert_eq!(records, [(AttachStream::Stderr, vec![b'y'; 8192])]);
     }
 }

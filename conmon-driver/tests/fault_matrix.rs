@@ -544,9 +544,11 @@ async fn runtime_hangs_on_state_before_create(cx: &Cx) -> RowResult {
     // Only an id with something on disk is checked with the runtime first:
     // a stale persist dir, as a crashed engine leaves.
     let layout = conmon_driver::ContainerLayout::new(d.runtime.config(), &c);
-    std::fs::create_dir_all(layout.persist_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&layout.persist_dir).map_err(|e| e.to_string())?;
     let err = failed_create(&d, &c).await?;
     ensure!(is_timeout(&err), "expected a Timeout, got {err:?}");
+    // Refused before anything was touched: the stale dir is still there.
+    std::fs::remove_dir(&layout.persist_dir).map_err(|e| format!("the stale dir: {e}"))?;
     Ok(describe_err(&err))
 }
 
