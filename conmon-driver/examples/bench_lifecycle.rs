@@ -190,6 +190,12 @@ fn floor(work: &Path, bundle: &Path, round: usize) -> Result<[Instant; 6], BoxEr
     let deleted = Instant::now();
     let _ = std::fs::remove_file(&exit_file);
     let _ = std::fs::remove_dir_all(&dir);
+    // conmon makes its control and resize FIFOs in the bundle, which every
+    // contender shares: left there, they would tell the driver that an id
+    // may still have files of its own.
+    for fifo in ["ctl", "winsz", "attach"] {
+        let _ = std::fs::remove_file(bundle.join(fifo));
+    }
     Ok([began, spawned, synced, started, exited, deleted])
 }
 
