@@ -285,20 +285,41 @@ pub(crate) async fn pump(
 
     let output = async {
         let mut batch = RecordBatch::new();
+        // Output delivered since the sinks were last flushed. The flush runs
+        // while the next record is awaited, not before: a sink whose flush
+        // waits for a slow consumer (a writer thread, a client's
+        // connection) then overlaps with conmon sending the next record,
+        // and a record that arrives first is received at once; the flush
+        // is taken up again once the socket is drained anew (and the
+        // session's end flushes whatever is left).
+        let mut unflushed = false;
         loop {
-            match reader.read_batch(&mut batch).await {
+            let received = if unflushed {
+                tokio::select! {
+                    biased;
+                    flushed = sinks.flush() => {
+                        unflushed = false;
+                        if let Err(e) = flushed {
+                            debug!(container = %c.id(), error = %e, "attach sink closed");
+                            return Ok(true);
+                        }
+                        continue;
+                    }
+                    received = reader.read_batch(&mut batch) => received,
+                }
+            } else {
+                reader.read_batch(&mut batch).await
+            };
+            match received {
                 Ok(0) => return Ok(false),
                 Ok(_) => {
-                    let mut delivered = sinks.deliver(&batch).await;
-                    if delivered.is_ok() && batch.is_drained() {
-                        delivered = sinks.flush().await;
-                    }
-                    if let Err(e) = delivered {
+                    if let Err(e) = sinks.deliver(&batch).await {
                         // The caller's side is gone: for the container that
                         // is a detach, not the end of its output.
                         debug!(container = %c.id(), error = %e, "attach sink closed");
                         return Ok(true);
                     }
+                    unflushed |= batch.is_drained();
                 }
                 Err(e) => return Err(from_attach(c, e)),
             }
