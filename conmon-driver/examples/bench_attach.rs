@@ -248,10 +248,19 @@ async fn run_runc_floor(bundle: &Path, expected: u64) -> Result<(Duration, Usage
         .stderr(Stdio::inherit())
         .spawn()?;
     let watchdog = Watchdog::new(&create, WAIT_LIMIT)?;
-    let status = create.wait()?;
-    watchdog.check("runc create")?;
-    if !status.success() {
-        return Err(format!("runc create {id} exited with {status}").into());
+    let status = create.wait();
+    let created = match (watchdog.check("runc create"), status) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(e.into()),
+        (Ok(()), Ok(status)) if !status.success() => {
+            Err(format!("runc create {id} exited with {status}").into())
+        }
+        (Ok(()), Ok(_)) => Ok(()),
+    };
+    if let Err(e) = created {
+        // A create cut short may leave the container behind.
+        let _ = bench_support::runc(&["delete", "--force", &id]).await;
+        return Err(e);
     }
     // runc create gave its own copy of the write end away: the pipe ends
     // when the container has exited.

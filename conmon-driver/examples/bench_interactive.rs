@@ -451,7 +451,9 @@ impl Commands {
     }
 }
 
-/// Latency samples in seconds: a row of the latency table.
+/// Prints round trips: each contender's median and 90th percentile in
+/// microseconds, its median's distance to the floor's (the first row) in
+/// milliseconds, and the ratio of the medians.
 fn print_latencies(title: &str, rows: &[&Samples]) {
     println!("{title}");
     let Some(floor) = rows.first().map(|s| s.median()) else {

@@ -3,6 +3,9 @@
 //! other example binaries, an optional podman, the driver's debug events
 //! as time marks and counts, many bundles over one root filesystem, and
 //! the process, process tree and machine counters (memory, fds, CPU time).
+//! The attach benchmarks' pieces are submodules: the raw socket floor
+//! (`raw_socket`), counting sinks and bounded child processes (`streams`)
+//! and the CPU time and context switches of reading threads (`usage`).
 #![allow(dead_code)]
 
 pub mod raw_socket;
