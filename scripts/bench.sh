@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmark examples in release mode, makes podman ready for the
-# side-by-side figures, runs the five benchmarks one after the other and
+# side-by-side figures, runs the benchmarks one after the other (bench_attach
+# once per log driver: k8s-file, none, passthrough) and
 # writes their output into docs/benchmarks.md.
 #
 #   bash scripts/bench.sh [--quick] [--rounds N] [--podman off] [--no-docs]
@@ -71,9 +72,22 @@ trap 'rm -f "$output"' EXIT
         "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
     echo
 } >"$output"
-for bench in bench_attach bench_lifecycle bench_stop bench_scale bench_status; do
-    echo "== $bench" | tee -a "$output"
-    "$examples/$bench" "${args[@]}" | tee -a "$output"
+# bench_attach runs once per log driver; each line is a benchmark and its
+# own arguments.
+runs=(
+    "bench_attach"
+    "bench_attach --log none"
+    "bench_attach --log passthrough"
+    "bench_interactive"
+    "bench_lifecycle"
+    "bench_stop"
+    "bench_scale"
+    "bench_status"
+)
+for run in "${runs[@]}"; do
+    read -r -a words <<<"$run"
+    echo "== $run" | tee -a "$output"
+    "$examples/${words[0]}" "${words[@]:1}" "${args[@]}" | tee -a "$output"
     echo | tee -a "$output"
 done
 

@@ -1,9 +1,10 @@
 //! Attach throughput: the same container output, through the same conmon
-//! and k8s-file log, read by several contenders in one run.
+//! and log driver, read by several contenders in one run.
 //!
 //! ```text
 //! cargo build --release -p conmon-driver --examples
 //! target/release/examples/bench_attach [--mib 256] [--rounds 5] [--quick]
+//!     [--log k8s-file|none|passthrough] [--only floor,library,...]
 //!     [--run-binary PATH] [--http-attach-binary PATH]
 //!     [--podman off] [--podman-image localhost/busybox]
 //! ```
@@ -38,129 +39,81 @@
 //! process plus the client thread for HTTP, and for the demo its CPU time
 //! as a reaped child (`cutime` + `cstime`, whole process, net of `run --
 //! true`; no switch count).
+//!
+//! `--log` picks conmon's log driver (default `k8s-file`), named in the
+//! title. With `none` the contenders above run as they are, but for the
+//! demo and `http_attach`, which always log to a k8s-file and are skipped;
+//! podman gets `--log-driver none`. With `passthrough` there is no attach
+//! socket: conmon hands the stdio it was given to the container. Then the
+//! floor is the container without any monitor: `runc create` with its
+//! stdout a pipe read here, timed from `runc start` (`runc run` would add
+//! the creation to the time, which no other contender counts); `library`
+//! is the driver's create with passthrough stdio whose stdout is a pipe
+//! read here, timed from `start`; podman runs with `--log-driver
+//! passthrough`. Both are timed to the last expected byte and then read
+//! to the end of the pipe, whose count is checked; the CPU table shows the
+//! pipe's reading thread. Container ids start with `bio-`.
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bench_support::raw_socket::{read_into_pipe, read_to_end, socket_connected};
+use bench_support::streams::{
+    check_bytes, count_to_end, discard, finish, run_into_pipe, Count, CountingSink, Watchdog,
+    WAIT_LIMIT,
+};
+use bench_support::usage::{Usage, UsageSamples};
 use bench_support::{
-    describe, example_binary, podman_image, print_throughputs, BoxError, Options, Samples,
+    describe_with, example_binary, podman_image, print_throughputs, BoxError, Options, Samples,
 };
-use conmon_driver::ConmonRuntime;
-use nix::sys::socket::{
-    connect, recv, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use conmon_driver::{ConmonRuntime, MonitorOptions, PassthroughStdio};
 use runtime_api::{
-    AttachOptions, AttachOutcome, AttachReady, AttachStreams, ContainerDescription, CreateOptions,
-    Framing, OciRuntime,
+    AttachOptions, AttachOutcome, AttachReady, AttachStreams, CreateOptions, Framing, LogDriver,
+    OciRuntime,
 };
 use testkit::BundleBuilder;
-use tokio::io::AsyncWrite;
 
-/// CPU time and context switches of a set of threads.
-#[derive(Clone, Copy, Debug, Default)]
-struct Usage {
-    cpu_ns: u64,
-    switches: u64,
+/// conmon's log driver for the run (`--log`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LogMode {
+    KubernetesFile,
+    None,
+    Passthrough,
 }
 
-impl Usage {
-    /// The counters of one thread's `/proc` directory.
-    fn of_task(dir: &Path) -> Result<Usage, BoxError> {
-        let schedstat = std::fs::read_to_string(dir.join("schedstat"))?;
-        let cpu_ns = schedstat
-            .split_whitespace()
-            .next()
-            .ok_or("empty schedstat")?
-            .parse()?;
-        let status = std::fs::read_to_string(dir.join("status"))?;
-        let mut switches = 0;
-        for line in status.lines() {
-            if let Some(rest) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                switches += rest.trim().parse::<u64>()?;
-            }
-        }
-        Ok(Usage { cpu_ns, switches })
-    }
-
-    /// The calling thread's.
-    fn this_thread() -> Result<Usage, BoxError> {
-        Usage::of_task(Path::new("/proc/thread-self"))
-    }
-
-    /// The sum over the live threads of process `pid`.
-    fn of_process(pid: u32) -> Result<Usage, BoxError> {
-        let mut sum = Usage::default();
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            // A thread may end between the listing and the read.
-            if let Ok(usage) = Usage::of_task(&task?.path()) {
-                sum = sum.plus(usage);
-            }
-        }
-        Ok(sum)
-    }
-
-    /// CPU time of this process's reaped children (`cutime` + `cstime`,
-    /// clock ticks of 10 ms).
-    fn reaped_children() -> Result<Usage, BoxError> {
-        let stat = std::fs::read_to_string("/proc/self/stat")?;
-        let after_name = stat.rsplit_once(')').ok_or("no comm in stat")?.1;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // Fields 16 and 17 of stat (cutime, cstime); `fields[0]` is field 3.
-        let ticks: u64 = fields.get(13).ok_or("short stat")?.parse::<u64>()?
-            + fields.get(14).ok_or("short stat")?.parse::<u64>()?;
-        Ok(Usage {
-            cpu_ns: ticks * 10_000_000,
-            switches: 0,
-        })
-    }
-
-    fn plus(self, other: Usage) -> Usage {
-        Usage {
-            cpu_ns: self.cpu_ns + other.cpu_ns,
-            switches: self.switches + other.switches,
+impl LogMode {
+    fn parse(options: &Options) -> Result<LogMode, BoxError> {
+        match options.value("log").unwrap_or("k8s-file") {
+            "k8s-file" => Ok(LogMode::KubernetesFile),
+            "none" => Ok(LogMode::None),
+            "passthrough" => Ok(LogMode::Passthrough),
+            other => Err(format!("--log {other}: none of k8s-file, none, passthrough").into()),
         }
     }
 
-    fn since(self, earlier: Usage) -> Usage {
-        Usage {
-            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
-            switches: self.switches.saturating_sub(earlier.switches),
-        }
-    }
-}
-
-/// Per-MiB usage samples of one contender.
-struct UsageSamples {
-    cpu: Samples,
-    switches: Samples,
-}
-
-impl UsageSamples {
-    fn new(name: &str) -> UsageSamples {
-        UsageSamples {
-            cpu: Samples::new(name),
-            switches: Samples::new(name),
+    fn driver(self) -> LogDriver {
+        match self {
+            LogMode::KubernetesFile => LogDriver::KubernetesFile,
+            LogMode::None => LogDriver::None,
+            LogMode::Passthrough => LogDriver::Passthrough,
         }
     }
 
-    fn push(&mut self, usage: Usage, mib: u64) {
-        let mib = mib.max(1) as f64;
-        self.cpu.push_secs(usage.cpu_ns as f64 / 1e9 / mib);
-        self.switches.push_secs(usage.switches as f64 / mib);
+    /// The name conmon and podman's `--log-driver` know it by.
+    fn name(self) -> &'static str {
+        match self {
+            LogMode::KubernetesFile => "k8s-file",
+            LogMode::None => "none",
+            LogMode::Passthrough => "passthrough",
+        }
     }
 }
 
@@ -176,33 +129,6 @@ fn dd_command(blocks: u64) -> Vec<String> {
     ]
 }
 
-/// A sink that counts what it is given.
-struct CountingSink(Arc<AtomicU64>);
-
-impl AsyncWrite for CountingSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-fn check_bytes(who: &str, got: u64, expected: u64) -> Result<(), BoxError> {
-    if got != expected {
-        return Err(format!("{who}: received {got} bytes, expected {expected}").into());
-    }
-    Ok(())
-}
-
 /// (a) the floor: create, connect the minimal reader, start, read to the
 /// end (into a pipe with `through_pipe`).
 async fn run_floor(
@@ -211,10 +137,24 @@ async fn run_floor(
     bundle: &Path,
     expected: u64,
     through_pipe: bool,
+    log: LogDriver,
 ) -> Result<(Duration, Usage), BoxError> {
-    let c = describe(work, bundle, "bench-floor")?;
+    let c = describe_with(work, bundle, "bio-floor", log, false)?;
     runtime.create(&c, CreateOptions::default()).await?;
-    let socket = runtime.attach_socket_path(&c);
+    let result = floor_session(runtime, &c, expected, through_pipe).await;
+    if result.is_err() {
+        discard(runtime, &c).await;
+    }
+    result
+}
+
+async fn floor_session(
+    runtime: &ConmonRuntime,
+    c: &runtime_api::ContainerDescription,
+    expected: u64,
+    through_pipe: bool,
+) -> Result<(Duration, Usage), BoxError> {
+    let socket = runtime.attach_socket_path(c);
     let (connected_tx, connected_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         // Connect before the start (no output is replayed), then read.
@@ -229,85 +169,14 @@ async fn run_floor(
     });
     connected_rx.recv()?;
     let started = Instant::now();
-    runtime.start(&c).await?;
+    runtime.start(c).await?;
     let (got, usage) = tokio::task::spawn_blocking(move || reader.join())
         .await?
         .map_err(|_| "floor reader panicked")??;
     let took = started.elapsed();
-    finish(runtime, &c).await?;
+    finish(runtime, c).await?;
     check_bytes("floor", got, expected)?;
     Ok((took, usage))
-}
-
-/// Reads with blocking `recv`s into a 16 KiB buffer and writes each payload
-/// into a pipe that another thread drains: the floor plus the hop every
-/// client that prints the output pays (the demo, podman).
-fn read_into_pipe(fd: std::os::fd::OwnedFd) -> Result<(u64, Usage), BoxError> {
-    let before = Usage::this_thread()?;
-    let (pipe_read, pipe_write) = nix::unistd::pipe()?;
-    let drain = std::thread::spawn(move || -> Result<(u64, Usage), BoxError> {
-        let before = Usage::this_thread()?;
-        let mut pipe = std::fs::File::from(pipe_read);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            match pipe.read(&mut buf)? {
-                0 => return Ok((total, Usage::this_thread()?.since(before))),
-                n => total += n as u64,
-            }
-        }
-    });
-    let mut pipe = std::fs::File::from(pipe_write);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-        if n == 0 {
-            break;
-        }
-        pipe.write_all(&buf[1..n])?;
-    }
-    drop(pipe);
-    let usage = Usage::this_thread()?.since(before);
-    let (total, drained) = drain.join().map_err(|_| "pipe drain panicked")??;
-    Ok((total, usage.plus(drained)))
-}
-
-/// The minimal reader's socket: blocking, connected to `path`.
-fn socket_connected(path: &Path) -> Result<std::os::fd::OwnedFd, BoxError> {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    Ok(fd)
-}
-
-/// Reads with blocking `recv`s into a 16 KiB buffer until the end of the
-/// stream; returns the payload bytes (prefix bytes not counted).
-fn read_to_end(fd: std::os::fd::OwnedFd) -> Result<(u64, Usage), BoxError> {
-    let before = Usage::this_thread()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-        if n == 0 {
-            return Ok((total, Usage::this_thread()?.since(before)));
-        }
-        total += n as u64 - 1;
-    }
-}
-
-/// Waits for the container, deletes it and removes its log (256 MiB of
-/// it per round would pile up).
-async fn finish(runtime: &ConmonRuntime, c: &ContainerDescription) -> Result<(), BoxError> {
-    runtime.wait(c, Duration::from_secs(60)).await?;
-    runtime.delete(c).await?;
-    if let Some(log) = &c.log().path {
-        let _ = std::fs::remove_file(log);
-    }
-    Ok(())
 }
 
 /// (b) the library's attach into a counting sink.
@@ -316,10 +185,23 @@ async fn run_library(
     work: &Path,
     bundle: &Path,
     expected: u64,
+    log: LogDriver,
 ) -> Result<(Duration, Usage), BoxError> {
-    let c = describe(work, bundle, "bench-library")?;
+    let c = describe_with(work, bundle, "bio-library", log, false)?;
     runtime.create(&c, CreateOptions::default()).await?;
-    let counted = Arc::new(AtomicU64::new(0));
+    let result = library_session(runtime, &c, expected).await;
+    if result.is_err() {
+        discard(runtime, &c).await;
+    }
+    result
+}
+
+async fn library_session(
+    runtime: &Arc<ConmonRuntime>,
+    c: &runtime_api::ContainerDescription,
+    expected: u64,
+) -> Result<(Duration, Usage), BoxError> {
+    let counted = Arc::new(Count::default());
     let ready = AttachReady::new();
     let session = tokio::spawn({
         let runtime = Arc::clone(runtime);
@@ -337,44 +219,111 @@ async fn run_library(
     ready.wait().await;
     let before = Usage::of_process(std::process::id())?;
     let started = Instant::now();
-    runtime.start(&c).await?;
-    let outcome = session.await??;
+    runtime.start(c).await?;
+    let outcome = tokio::time::timeout(WAIT_LIMIT, session)
+        .await
+        .map_err(|_| format!("library session still open after {WAIT_LIMIT:?}"))???;
     let took = started.elapsed();
     let usage = Usage::of_process(std::process::id())?.since(before);
-    finish(runtime, &c).await?;
+    finish(runtime, c).await?;
     if outcome != AttachOutcome::StreamsEnded {
         return Err(format!("library session ended with {outcome:?}").into());
     }
-    check_bytes("library", counted.load(Ordering::Relaxed), expected)?;
+    check_bytes("library", counted.bytes(), expected)?;
     Ok((took, usage))
 }
 
-/// Runs `command` with stdout into a pipe read here; returns the wall time
-/// of the whole process and the bytes read.
-fn run_into_pipe(command: &mut Command) -> Result<(Duration, u64), BoxError> {
-    let started = Instant::now();
-    let mut child = command
+/// (a) with `--log passthrough`: the container without a monitor. `runc
+/// create` hands the container its stdio (a pipe read here); timed from
+/// `runc start` to the last expected byte.
+async fn run_runc_floor(bundle: &Path, expected: u64) -> Result<(Duration, Usage), BoxError> {
+    let id = format!("bio-runc-floor-{}", std::process::id());
+    let (pipe_read, pipe_write) = nix::unistd::pipe()?;
+    let mut create = Command::new("runc")
+        .args(["create", "--bundle"])
+        .arg(bundle)
+        .arg(&id)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(pipe_write))
         .stderr(Stdio::inherit())
         .spawn()?;
-    let mut out = child.stdout.take().ok_or("no stdout pipe")?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        match out.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => total += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
+    let watchdog = Watchdog::new(&create, WAIT_LIMIT)?;
+    let status = create.wait();
+    let created = match (watchdog.check("runc create"), status) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(e.into()),
+        (Ok(()), Ok(status)) if !status.success() => {
+            Err(format!("runc create {id} exited with {status}").into())
         }
+        (Ok(()), Ok(_)) => Ok(()),
+    };
+    if let Err(e) = created {
+        // A create cut short may leave the container behind.
+        let _ = bench_support::runc(&["delete", "--force", &id]).await;
+        return Err(e);
     }
-    let status = child.wait()?;
-    let took = started.elapsed();
-    if !status.success() {
-        return Err(format!("{command:?} exited with {status}").into());
+    // runc create gave its own copy of the write end away: the pipe ends
+    // when the container has exited.
+    drop(create);
+    let reader =
+        tokio::task::spawn_blocking(move || count_to_end(std::fs::File::from(pipe_read), expected));
+    let started = Instant::now();
+    let result = async {
+        bench_support::runc(&["start", &id]).await?;
+        let (got, reached, usage) = tokio::time::timeout(WAIT_LIMIT, reader)
+            .await
+            .map_err(|_| format!("runc floor: output still open after {WAIT_LIMIT:?}"))???;
+        check_bytes("runc floor", got, expected)?;
+        let reached = reached.ok_or("runc floor: no output")?;
+        Ok::<_, BoxError>((reached - started, usage))
     }
-    Ok((took, total))
+    .await;
+    let deleted = bench_support::runc(&["delete", "--force", &id]).await;
+    let took = result?;
+    deleted?;
+    Ok(took)
+}
+
+/// (b) with `--log passthrough`: the driver's create with passthrough
+/// stdio, the container's stdout a pipe read here; timed from `start` to
+/// the last expected byte.
+async fn run_library_passthrough(
+    runtime: &ConmonRuntime,
+    work: &Path,
+    bundle: &Path,
+    expected: u64,
+) -> Result<(Duration, Usage), BoxError> {
+    let c = describe_with(work, bundle, "bio-library", LogDriver::Passthrough, false)?;
+    let (pipe_read, pipe_write) = nix::unistd::pipe()?;
+    let mut monitor = MonitorOptions::default();
+    monitor.passthrough_stdio = Some(PassthroughStdio {
+        stdin: std::fs::File::open("/dev/null")?.into(),
+        stdout: pipe_write,
+        stderr: std::io::stderr().as_fd().try_clone_to_owned()?,
+    });
+    runtime
+        .create_with(&c, CreateOptions::default(), monitor)
+        .await?;
+    let reader =
+        tokio::task::spawn_blocking(move || count_to_end(std::fs::File::from(pipe_read), expected));
+    let started = Instant::now();
+    let result = async {
+        runtime.start(&c).await?;
+        // conmon holds the write end until it exits: delete first, so that
+        // the pipe ends.
+        finish(runtime, &c).await?;
+        let (got, reached, usage) = tokio::time::timeout(WAIT_LIMIT, reader)
+            .await
+            .map_err(|_| format!("library: output still open after {WAIT_LIMIT:?}"))???;
+        check_bytes("library passthrough", got, expected)?;
+        let reached = reached.ok_or("library passthrough: no output")?;
+        Ok::<_, BoxError>((reached - started, usage))
+    }
+    .await;
+    if result.is_err() {
+        discard(runtime, &c).await;
+    }
+    result
 }
 
 /// (d) the HTTP attach example: spawn, attach with a raw client, start,
@@ -386,7 +335,7 @@ fn run_http(
     expected: u64,
 ) -> Result<(Duration, Usage), BoxError> {
     let socket = work.join("docker.sock");
-    let id = format!("bench-http-{}", std::process::id());
+    let id = format!("bio-http-{}", std::process::id());
     let mut server = Command::new(binary)
         .arg("--socket")
         .arg(&socket)
@@ -523,11 +472,26 @@ async fn main() -> Result<(), BoxError> {
     let work = tempfile::tempdir()?;
     let runtime = Arc::new(bench_support::runtime(work.path())?);
     let bundle = BundleBuilder::new().args(dd_command(blocks)).build()?;
-    let run_binary = example_binary(&options, "run");
-    let http_binary = example_binary(&options, "http_attach");
+    let log = LogMode::parse(&options)?;
+    let passthrough = log == LogMode::Passthrough;
+    let (run_binary, http_binary) = if log == LogMode::KubernetesFile {
+        (
+            example_binary(&options, "run"),
+            example_binary(&options, "http_attach"),
+        )
+    } else {
+        println!(
+            "skipped: demo and http (the run and http_attach examples always log to a k8s-file)"
+        );
+        (None, None)
+    };
     let podman = podman_image(&options);
 
     let mut contenders = vec![Contender::Floor, Contender::FloorPipe, Contender::Library];
+    if passthrough {
+        println!("skipped: floor-pipe (no attach socket with the passthrough log driver)");
+        contenders.retain(|c| !matches!(c, Contender::FloorPipe));
+    }
     if run_binary.is_some() {
         contenders.push(Contender::Demo);
     }
@@ -542,15 +506,25 @@ async fn main() -> Result<(), BoxError> {
         contenders.retain(|c| wanted.contains(&c.key()));
         if contenders.is_empty() {
             return Err(format!(
-                "--only {only}: none of floor, floor-pipe, library, demo, http, podman"
+                "--only {only}: none of floor, floor-pipe, library, demo, http, podman \
+                 (as far as --log {} allows)",
+                log.name()
             )
             .into());
         }
     }
 
-    let mut floor = Samples::new("(a) floor: raw attach socket reader");
+    let mut floor = Samples::new(if passthrough {
+        "(a) floor: runc create+start | pipe, no monitor"
+    } else {
+        "(a) floor: raw attach socket reader"
+    });
     let mut floor_pipe = Samples::new("(a) floor reader -> pipe -> reader thread");
-    let mut library = Samples::new("(b) library attach -> sink");
+    let mut library = Samples::new(if passthrough {
+        "(b) library create, passthrough stdio | pipe"
+    } else {
+        "(b) library attach -> sink"
+    });
     let mut demo_whole = Samples::new("(c) demo run | pipe, whole process");
     let mut demo_net = Samples::new("(c) demo run | pipe, net of `run true`");
     let mut http = Samples::new("(d) http attach -> raw client");
@@ -558,14 +532,28 @@ async fn main() -> Result<(), BoxError> {
     let mut podman_net = Samples::new("(e) podman run | pipe, net of `true`");
     let mut demo_true = Samples::new("demo run -- true");
     let mut podman_true = Samples::new("podman run --rm true");
-    let mut floor_use = UsageSamples::new("(a) floor: the reader thread");
+    let mut floor_use = UsageSamples::new(if passthrough {
+        "(a) floor: the pipe's reader thread"
+    } else {
+        "(a) floor: the reader thread"
+    });
     let mut floor_pipe_use = UsageSamples::new("(a) floor -> pipe: reader and drain threads");
-    let mut library_use = UsageSamples::new("(b) library: the benchmark's threads");
+    let mut library_use = UsageSamples::new(if passthrough {
+        "(b) library: the pipe's reader thread"
+    } else {
+        "(b) library: the benchmark's threads"
+    });
     let mut demo_use = UsageSamples::new("(c) demo run: whole process, net of `run true`");
     let mut http_use = UsageSamples::new("(d) http: http_attach process + client thread");
 
     println!(
-        "attach throughput: {mib} MiB of container stdout, k8s-file log, {} round(s)",
+        "attach throughput: {mib} MiB of container stdout, log driver {}{}, {} round(s)",
+        log.name(),
+        if passthrough {
+            " (no attach socket: the container writes into a pipe read here)"
+        } else {
+            ""
+        },
         options.rounds
     );
     for round in 0..options.rounds {
@@ -574,30 +562,52 @@ async fn main() -> Result<(), BoxError> {
         for contender in order {
             match contender {
                 Contender::Floor => {
-                    let (took, usage) =
-                        run_floor(&runtime, work.path(), bundle.path(), expected, false).await?;
+                    let (took, usage) = if passthrough {
+                        run_runc_floor(bundle.path(), expected).await?
+                    } else {
+                        let path = bundle.path();
+                        run_floor(&runtime, work.path(), path, expected, false, log.driver())
+                            .await?
+                    };
                     floor.push(took);
                     floor_use.push(usage, mib);
                 }
                 Contender::FloorPipe => {
-                    let (took, usage) =
-                        run_floor(&runtime, work.path(), bundle.path(), expected, true).await?;
+                    let (took, usage) = run_floor(
+                        &runtime,
+                        work.path(),
+                        bundle.path(),
+                        expected,
+                        true,
+                        log.driver(),
+                    )
+                    .await?;
                     floor_pipe.push(took);
                     floor_pipe_use.push(usage, mib);
                 }
                 Contender::Library => {
-                    let (took, usage) =
-                        run_library(&runtime, work.path(), bundle.path(), expected).await?;
+                    let (took, usage) = if passthrough {
+                        run_library_passthrough(&runtime, work.path(), bundle.path(), expected)
+                            .await?
+                    } else {
+                        let path = bundle.path();
+                        run_library(&runtime, work.path(), path, expected, log.driver()).await?
+                    };
                     library.push(took);
                     library_use.push(usage, mib);
                 }
                 Contender::Demo => {
                     let binary = run_binary.as_deref().ok_or("no run binary")?;
                     let before = Usage::reaped_children()?;
-                    let (empty, _) = run_into_pipe(Command::new(binary).args(["--", "true"]))?;
+                    let id = format!("bio-demo-{}", std::process::id());
+                    let demo = || {
+                        let mut command = Command::new(binary);
+                        command.args(["--id", &id, "--"]);
+                        command
+                    };
+                    let (empty, _) = run_into_pipe(demo().arg("true"))?;
                     let between = Usage::reaped_children()?;
-                    let (took, got) =
-                        run_into_pipe(Command::new(binary).arg("--").args(dd_command(blocks)))?;
+                    let (took, got) = run_into_pipe(demo().args(dd_command(blocks)))?;
                     let after = Usage::reaped_children()?;
                     check_bytes("demo run", got, expected)?;
                     demo_true.push(empty);
@@ -616,7 +626,7 @@ async fn main() -> Result<(), BoxError> {
                     let podman_run = |args: Vec<String>| {
                         let mut command = Command::new("podman");
                         command
-                            .args(["run", "--rm", "--log-driver", "k8s-file", image])
+                            .args(["run", "--rm", "--log-driver", log.name(), image])
                             .args(args);
                         run_into_pipe(&mut command)
                     };
@@ -644,7 +654,14 @@ async fn main() -> Result<(), BoxError> {
             &podman_whole,
         ],
     );
-    bench_support::print_durations("fixed costs subtracted above", &[&demo_true, &podman_true]);
+    // The first row is the ratios' base: only those measured.
+    let fixed: Vec<&Samples> = [&demo_true, &podman_true]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !fixed.is_empty() {
+        bench_support::print_durations("fixed costs subtracted above", &fixed);
+    }
     println!("reading side, per MiB moved (medians; conmon and dd not included)");
     println!("  {:<60} {:>10} {:>10}", "contender", "CPU ms", "switches");
     for usage in [

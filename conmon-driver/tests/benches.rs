@@ -18,8 +18,9 @@ fn helpers() -> &'static (PathBuf, PathBuf) {
     BUILT.get_or_init(|| (example_binary("run"), example_binary("http_attach")))
 }
 
-/// Runs benchmark `name` in its quick mode; returns its stdout.
-fn run_quick(name: &str) -> String {
+/// Runs benchmark `name` in its quick mode with `extra` arguments; returns
+/// its stdout.
+fn run_quick(name: &str, extra: &[&str]) -> String {
     let (run, http_attach) = helpers();
     let binary = example_binary(name);
     let output = Command::new(&binary)
@@ -27,6 +28,7 @@ fn run_quick(name: &str) -> String {
         .arg(run)
         .arg("--http-attach-binary")
         .arg(http_attach)
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", binary.display()));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -61,7 +63,7 @@ fn bench_attach_runs_every_contender() {
     if !need_runc() {
         return;
     }
-    let stdout = run_quick("bench_attach");
+    let stdout = run_quick("bench_attach", &[]);
     for contender in [
         "(a) floor: raw attach socket reader",
         "(a) floor reader -> pipe",
@@ -75,11 +77,64 @@ fn bench_attach_runs_every_contender() {
 }
 
 #[test]
+fn bench_attach_with_log_driver_none_runs_the_socket_contenders() {
+    if !need_runc() {
+        return;
+    }
+    let stdout = run_quick("bench_attach", &["--log", "none"]);
+    assert!(stdout.contains("log driver none"), "{stdout}");
+    assert!(stdout.contains("skipped: demo and http"), "{stdout}");
+    for contender in [
+        "(a) floor: raw attach socket reader",
+        "(a) floor reader -> pipe",
+        "(b) library attach -> sink",
+    ] {
+        let line = row(&stdout, contender);
+        assert!(!line.contains("n/a"), "{line}");
+    }
+}
+
+#[test]
+fn bench_attach_with_passthrough_reads_the_containers_pipe() {
+    if !need_runc() {
+        return;
+    }
+    let stdout = run_quick("bench_attach", &["--log", "passthrough"]);
+    assert!(stdout.contains("log driver passthrough"), "{stdout}");
+    for contender in [
+        "(a) floor: runc create+start | pipe, no monitor",
+        "(b) library create, passthrough stdio | pipe",
+    ] {
+        let line = row(&stdout, contender);
+        assert!(!line.contains("n/a"), "{line}");
+    }
+}
+
+#[test]
+fn bench_interactive_measures_throughput_and_latency() {
+    if !need_runc() {
+        return;
+    }
+    let stdout = run_quick("bench_interactive", &[]);
+    for contender in [
+        "(a) floor: raw attach socket, send + recv threads",
+        "(b) library attach, pattern reader -> sink",
+        "(c) demo run -i cat, pipes, whole process",
+        "(a) floor: raw attach socket, send then recv",
+        "(b) library attach, duplex stdin -> waking sink",
+        "(c) demo run -i cat, pipes",
+        "target: library's median within 1 ms of the floor's",
+    ] {
+        row(&stdout, contender);
+    }
+}
+
+#[test]
 fn bench_lifecycle_runs_every_contender_with_phases() {
     if !need_runc() {
         return;
     }
-    let stdout = run_quick("bench_lifecycle");
+    let stdout = run_quick("bench_lifecycle", &[]);
     for contender in [
         "floor (minimal conmon launch)",
         "floor (minimal conmon launch): sync",
@@ -98,7 +153,7 @@ fn bench_stop_measures_both_containers() {
     if !need_runc() {
         return;
     }
-    let stdout = run_quick("bench_stop");
+    let stdout = run_quick("bench_stop", &[]);
     for contender in [
         "floor: death -> return (TERM-responsive",
         "driver: death -> return (TERM-responsive",
@@ -113,7 +168,7 @@ fn bench_scale_runs_both_contenders_and_leaks_no_fd() {
     if !need_runc() {
         return;
     }
-    let stdout = run_quick("bench_scale");
+    let stdout = run_quick("bench_scale", &[]);
     for contender in [
         "runc run, 5 at once",
         "driver create+start+wait+delete, 5 at once",
@@ -137,7 +192,7 @@ fn bench_status_answers_running_containers_without_the_runtime() {
     if !need_runc() {
         return;
     }
-    let stdout = run_quick("bench_status");
+    let stdout = run_quick("bench_status", &[]);
     for contender in [
         "runc state, one after the other (x5)",
         "runc state, all at once (x5)",

@@ -3,7 +3,14 @@
 //! other example binaries, an optional podman, the driver's debug events
 //! as time marks and counts, many bundles over one root filesystem, and
 //! the process, process tree and machine counters (memory, fds, CPU time).
+//! The attach benchmarks' pieces are submodules: the raw socket floor
+//! (`raw_socket`), counting sinks and bounded child processes (`streams`)
+//! and the CPU time and context switches of reading threads (`usage`).
 #![allow(dead_code)]
+
+pub mod raw_socket;
+pub mod streams;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conmon_driver::{CgroupsMode, ConmonConfig, ConmonDescriptionExt, ConmonRuntime, LogLevel};
-use runtime_api::{ContainerDescription, ContainerId, LogDriver};
+use runtime_api::{ContainerDescription, ContainerId, LogConfig, LogDriver};
 use testkit::BundleBuilder;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -121,6 +128,18 @@ impl Samples {
         self.values.iter().copied().fold(f64::INFINITY, f64::min)
     }
 
+    /// The value below which a fraction `q` of the samples lie (the
+    /// nearest rank); 0 without samples.
+    pub fn percentile(&self, q: f64) -> f64 {
+        let mut sorted = self.values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let rank = ((sorted.len() as f64) * q).ceil() as usize;
+        sorted
+            .get(rank.saturating_sub(1).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
     pub fn max(&self) -> f64 {
         self.values.iter().copied().fold(0.0, f64::max)
     }
@@ -207,15 +226,33 @@ pub fn runtime(work: &Path) -> Result<ConmonRuntime, BoxError> {
 /// A container of `bundle` with a k8s-file log under `work`, conmon left in
 /// the driver's own cgroup (as the demo does not place it either).
 pub fn describe(work: &Path, bundle: &Path, name: &str) -> Result<ContainerDescription, BoxError> {
+    describe_with(work, bundle, name, LogDriver::KubernetesFile, false)
+}
+
+/// A container as [`describe`] makes it, with log driver `log` (a k8s-file
+/// or JSON log goes under `work`, the others have no path) and its stdin
+/// kept open for attach with `stdin`.
+pub fn describe_with(
+    work: &Path,
+    bundle: &Path,
+    name: &str,
+    log: LogDriver,
+    stdin: bool,
+) -> Result<ContainerDescription, BoxError> {
     let id = ContainerId::new(format!("{name}-{}", std::process::id()))?;
-    let logs = work.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    Ok(
+    let mut builder =
         ContainerDescription::builder(id.clone(), bundle, work.join("run").join(id.as_str()))
-            .log(LogDriver::KubernetesFile, logs.join(format!("{id}.log")))
             .cgroups_mode(CgroupsMode::NoConmon)
-            .build()?,
-    )
+            .stdin(stdin);
+    builder = match log {
+        LogDriver::KubernetesFile | LogDriver::JsonFile => {
+            let logs = work.join("logs");
+            std::fs::create_dir_all(&logs)?;
+            builder.log(log, logs.join(format!("{id}.log")))
+        }
+        other => builder.log_config(LogConfig::new(other)),
+    };
+    Ok(builder.build()?)
 }
 
 /// Path of another example of this package: `--NAME-binary PATH`, else the
