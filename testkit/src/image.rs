@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{mount, umount, umount2, MntFlags, MsFlags};
 
-use crate::bundle::{find_busybox, populate_rootfs, set_mode, DEFAULT_HOSTNAME};
 use crate::error::TestkitError;
+use crate::rootfs::{find_busybox, populate_rootfs, set_mode, DEFAULT_HOSTNAME};
 
 /// The layout of the prepared tree; bumped whenever what
 /// `populate_rootfs` writes changes, so that older trees are not reused.

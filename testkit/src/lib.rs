@@ -33,6 +33,7 @@ pub mod fakes;
 pub mod guard;
 pub mod image;
 pub mod mock;
+mod rootfs;
 
 pub use bundle::{make_rootless, Bundle, BundleBuilder, RootlessMapping};
 pub use collector::Collector;
