@@ -147,8 +147,6 @@ impl RuntimeService for CriService {
         let r = request.into_inner();
         non_empty(&r.container_id, "container id")?;
         self.engine.start_container(&r.container_id).await?;
-        // Its exit, when its process ends on its own, is an event.
-        self.engine.watch_exit(&r.container_id);
         ok(cri::StartContainerResponse {})
     }
 

@@ -165,3 +165,52 @@ async fn lifecycle_events_arrive_in_order() {
     s.assert_nothing_left(&[&pod, &other, &short, &long, &last]);
     s.finish().await;
 }
+
+/// An engine used without the gRPC service: a container started through
+/// `Engine::start_container` is watched as well, and its own exit is a
+/// STOPPED event on the engine's own subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_started_through_the_engine_is_watched() {
+    if !need_runc() {
+        return;
+    }
+    let mut s = TestServer::start_runc().await;
+    let pod_config = pod_config("engine-start", &s.log_dir("engine-start"));
+    let pod = run_pod(&mut s.runtime, pod_config.clone(), "runc").await;
+    let id = s
+        .runtime
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(container_config("ends", &["sh", "-c", "exit 4"])),
+            sandbox_config: Some(pod_config.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    let mut events = s.engine.subscribe_events();
+    s.engine.start_container(&id).await.unwrap();
+    let stopped = tokio::time::timeout(LIMIT, async {
+        loop {
+            let event = tokio_stream::StreamExt::next(&mut events)
+                .await
+                .expect("the subscription lasts")
+                .expect("no event is lost");
+            if event.container_id == id
+                && event.container_event_type == Kind::ContainerStoppedEvent as i32
+            {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("STOPPED within the limit");
+    let own = stopped
+        .containers_statuses
+        .iter()
+        .find(|c| c.id == id)
+        .expect("the container's status");
+    assert_eq!(own.exit_code, 4);
+    assert_eq!(s.engine.exit_watchers(), 0, "the watcher ended at the exit");
+    remove_pod(&mut s.runtime, &pod).await;
+}

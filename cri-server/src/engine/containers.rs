@@ -295,10 +295,11 @@ impl Engine {
         Ok(builder.build()?)
     }
 
-    /// `StartContainer`. Its STARTED event is sent here; the exit
-    /// watcher that sends STOPPED when the process ends on its own is
-    /// armed by [`Engine::watch_exit`], which the gRPC service calls next.
-    pub async fn start_container(&self, id: &str) -> Result<()> {
+    /// `StartContainer`. Its STARTED event is sent here, and the exit
+    /// watcher ([`Engine::watch_exit`]) that sends STOPPED when the
+    /// process ends on its own is armed here too, so that every caller of
+    /// the engine gets the events the gRPC service gets.
+    pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<()> {
         let c = self.container(id)?;
         let runtime = self.runtime(&c.handler)?;
         let state = bounded(
@@ -322,6 +323,7 @@ impl Engine {
         self.events().started(id);
         self.emit_container(id, &c.pod_id, EventKind::ContainerStartedEvent)
             .await;
+        self.watch_exit(id);
         Ok(())
     }
 
