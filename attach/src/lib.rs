@@ -64,6 +64,7 @@
 //! ```
 
 mod batch;
+mod batch_recv;
 mod copy;
 mod detach;
 mod error;

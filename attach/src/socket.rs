@@ -27,7 +27,8 @@ use nix::sys::time::TimeVal;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWrite, Interest};
 
-use crate::batch::{RecordBatch, WindowLengths};
+use crate::batch::RecordBatch;
+use crate::batch_recv::recv_into_windows;
 use crate::record::{AttachRecord, DecodedRecord, RECORD_BUFFER_LEN};
 use crate::AttachError;
 
@@ -281,13 +282,7 @@ impl AttachReader {
             })?;
             // `Err` means the last `recv` would block: readiness is cleared.
             let _ = guard.try_io(|fd| {
-                batch.fill(|first, second| match second {
-                    Some(second) => recv_two_records(fd.get_ref(), first, second),
-                    None => recv_record(fd.get_ref(), first).map(|first| WindowLengths {
-                        first,
-                        second: None,
-                    }),
-                })
+                batch.fill(|first, second| recv_into_windows(fd.get_ref(), first, second))
             });
             if !batch.is_empty() {
                 return Ok(batch.len());
@@ -347,58 +342,6 @@ fn recv_retrying(fd: BorrowedFd<'_>, buf: &mut [u8], flags: MsgFlags) -> io::Res
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(io::Error::from(errno)),
         }
-    }
-}
-
-/// One non-blocking `recv` of a whole message into `buf`; returns its full
-/// length (`MSG_TRUNC`), which exceeds `buf.len()` when its tail was lost.
-fn recv_record(fd: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
-    recv(fd.as_fd().as_raw_fd(), buf, MsgFlags::MSG_TRUNC).map_err(io::Error::from)
-}
-
-/// Receives up to two ready messages, one into each window, in one
-/// `recvmmsg` that does not wait; returns their full lengths (`MSG_TRUNC`),
-/// `WouldBlock` when none was ready.
-#[allow(unsafe_code)]
-fn recv_two_records(
-    fd: &impl AsFd,
-    first: &mut [u8],
-    second: &mut [u8],
-) -> io::Result<WindowLengths> {
-    let mut iovecs = [first, second].map(|window| libc::iovec {
-        iov_base: window.as_mut_ptr().cast(),
-        iov_len: window.len(),
-    });
-    let mut headers: [libc::mmsghdr; 2] = [0, 1].map(|i| {
-        // SAFETY: `msghdr` and `mmsghdr` are plain C structs for which all
-        // zero bytes (null pointers, zero lengths) are a valid value.
-        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        header.msg_hdr.msg_iov = &mut iovecs[i];
-        header.msg_hdr.msg_iovlen = 1;
-        header
-    });
-    // SAFETY: each header points at one iovec that describes one of the two
-    // windows, both exclusively borrowed for this call; no address or
-    // control buffer is given; the timeout is null.
-    let received = unsafe {
-        libc::recvmmsg(
-            fd.as_fd().as_raw_fd(),
-            headers.as_mut_ptr(),
-            2,
-            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            std::ptr::null_mut(),
-        )
-    };
-    match received {
-        -1 => Err(io::Error::last_os_error()),
-        1 => Ok(WindowLengths {
-            first: headers[0].msg_len as usize,
-            second: None,
-        }),
-        _ => Ok(WindowLengths {
-            first: headers[0].msg_len as usize,
-            second: Some(headers[1].msg_len as usize),
-        }),
     }
 }
 

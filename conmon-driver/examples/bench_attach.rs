@@ -654,14 +654,7 @@ async fn main() -> Result<(), BoxError> {
             &podman_whole,
         ],
     );
-    // The first row is the ratios' base: only those measured.
-    let fixed: Vec<&Samples> = [&demo_true, &podman_true]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !fixed.is_empty() {
-        bench_support::print_durations("fixed costs subtracted above", &fixed);
-    }
+    bench_support::print_fixed_costs(&[&demo_true, &podman_true]);
     println!("reading side, per MiB moved (medians; conmon and dd not included)");
     println!("  {:<60} {:>10} {:>10}", "contender", "CPU ms", "switches");
     for usage in [

@@ -67,8 +67,7 @@ use bench_support::streams::{
     check_bytes, count_to_end, discard, finish, Count, CountingSink, Watchdog, WAIT_LIMIT,
 };
 use bench_support::{
-    describe_with, example_binary, podman_image, print_durations, print_throughputs, BoxError,
-    Options, Samples,
+    describe_with, example_binary, podman_image, print_throughputs, BoxError, Options, Samples,
 };
 use conmon_driver::ConmonRuntime;
 use runtime_api::{
@@ -582,14 +581,7 @@ async fn main() -> Result<(), BoxError> {
             &podman_whole,
         ],
     );
-    // The first row is the ratios' base: only those measured.
-    let fixed: Vec<&Samples> = [&demo_true, &podman_true]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !fixed.is_empty() {
-        print_durations("fixed costs subtracted above", &fixed);
-    }
+    bench_support::print_fixed_costs(&[&demo_true, &podman_true]);
 
     let mut floor = Samples::new("(a) floor: raw attach socket, send then recv");
     let mut library = Samples::new("(b) library attach, duplex stdin -> waking sink");

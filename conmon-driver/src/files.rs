@@ -21,15 +21,7 @@ impl ContainerLayout {
                 crate::launch::placement::remove_default_parent_if_unused();
             }
         }
-        for file in [
-            &self.exit_file,
-            &self.oci_log,
-            &self.container_pidfile,
-            &self.conmon_pidfile,
-            &self.attach_socket,
-            &self.ctl,
-            &self.winsz,
-        ] {
+        for file in self.own_files() {
             remove_file_if_present(file)?;
         }
         match std::fs::remove_dir_all(&self.persist_dir) {

@@ -120,11 +120,10 @@ impl ContainerLayout {
         }
     }
 
-    /// Whether anything a create would remove or replace is on disk: the
-    /// exit file, the run dir's files, conmon's sockets and FIFOs in the
-    /// bundle, the persist dir. A path that cannot be checked counts as
-    /// present.
-    pub fn any_file_present(&self) -> bool {
+    /// The files of the container the driver or conmon make outside the
+    /// persist dir: the exit file, the run dir's files, conmon's socket and
+    /// FIFOs in the bundle. Delete removes them; create looks for them.
+    pub fn own_files(&self) -> [&Path; 7] {
         [
             &self.exit_file,
             &self.oci_log,
@@ -133,13 +132,20 @@ impl ContainerLayout {
             &self.attach_socket,
             &self.ctl,
             &self.winsz,
-            &self.persist_dir,
         ]
-        .into_iter()
-        .any(|path| match std::fs::symlink_metadata(path) {
-            Ok(_) => true,
-            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-        })
+    }
+
+    /// Whether anything a create would remove or replace is on disk: one of
+    /// [`own_files`](Self::own_files) or the persist dir. A path that
+    /// cannot be checked counts as present.
+    pub fn any_file_present(&self) -> bool {
+        self.own_files()
+            .into_iter()
+            .chain([self.persist_dir.as_path()])
+            .any(|path| match std::fs::symlink_metadata(path) {
+                Ok(_) => true,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            })
     }
 
     /// Written once `RUNTIME start` succeeded: the container's init process

@@ -171,6 +171,16 @@ pub fn print_durations(title: &str, rows: &[&Samples]) {
     }
 }
 
+/// Prints the runs whose medians were subtracted from the "net" rows
+/// (e.g. `run -- true`), those that were measured only: the first row is
+/// the ratios' base.
+pub fn print_fixed_costs(rows: &[&Samples]) {
+    let measured: Vec<&Samples> = rows.iter().copied().filter(|s| !s.is_empty()).collect();
+    if !measured.is_empty() {
+        print_durations("fixed costs subtracted above", &measured);
+    }
+}
+
 /// Prints throughputs of `bytes` moved in each sample: MB/s of the median
 /// time, and the ratio to the baseline's (the first entry) throughput.
 pub fn print_throughputs(title: &str, bytes: u64, rows: &[&Samples]) {
